@@ -1,0 +1,39 @@
+"""convlayers: the layers of a convolutional neural network from scratch.
+
+NumPy arrays in, NumPy arrays out; PyTorch's names, arguments and numbers.
+Submodules load on first use so that ``import convlayers`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .sizes import conv_output_size
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "reference", "functional", "nn", "models", "optim", "data", "filters",
+    "analysis", "io", "viz", "autograd",
+}
+# Names re-exported from submodules, loaded lazily: name -> module.
+_LAZY = {
+    "Tensor": "autograd",
+    "tensor": "autograd",
+    "no_grad": "autograd",
+}
+
+__all__ = ["conv_output_size", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'convlayers' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _SUBMODULES | set(_LAZY))

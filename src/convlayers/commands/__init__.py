@@ -1,0 +1,1 @@
+"""Subcommands of the ``convlayers`` command line (see ``convlayers.cli``)."""
