@@ -16,6 +16,7 @@ import sys
 
 # Subcommand name -> module under convlayers.commands, in the order --help lists them.
 COMMANDS = {
+    "filters": "filters",
 }
 
 
