@@ -1,0 +1,195 @@
+"""Compiled kernels behind ``functional.pooling``.
+
+Window arithmetic follows PyTorch's CPU kernels exactly, because the edge
+cases (ceil_mode windows that hang over the padding, the divisor of
+``count_include_pad``, NaN propagation in max pooling) are where
+implementations disagree.  Every kernel works plane by plane on (P, H, W)
+arrays, P = N*C, split across threads with ``prange``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
+    """Max over each dilated window; ``idx`` gets the flat index ``h*W + w`` of the winner.
+
+    As in PyTorch, a NaN wins over any number (the last NaN seen wins), and a
+    window of -inf reports its first in-bounds tap.
+    """
+    p_n, h_n, w_n = x.shape
+    ho_n = out.shape[1]
+    wo_n = out.shape[2]
+    for p in prange(p_n):
+        for ho in range(ho_n):
+            h0 = ho * sh - ph
+            h1 = min(h0 + (kh - 1) * dh + 1, h_n)
+            while h0 < 0:
+                h0 += dh
+            for wo in range(wo_n):
+                w0 = wo * sw - pw
+                w1 = min(w0 + (kw - 1) * dw + 1, w_n)
+                while w0 < 0:
+                    w0 += dw
+                best_i = h0 * w_n + w0
+                best = -np.inf
+                for hi in range(h0, h1, dh):
+                    for wi in range(w0, w1, dw):
+                        v = x[p, hi, wi]
+                        if v > best or math.isnan(v):
+                            best = v
+                            best_i = hi * w_n + wi
+                out[p, ho, wo] = best
+                idx[p, ho, wo] = best_i
+
+
+@njit(cache=True, parallel=True)
+def max_pool_backward(go, idx, gx):
+    """Scatter each output gradient to the input position that won its window (``gx`` zeroed here)."""
+    p_n = gx.shape[0]
+    w_n = gx.shape[2]
+    for p in prange(p_n):
+        for a in range(gx.shape[1]):
+            for b in range(w_n):
+                gx[p, a, b] = 0
+        for ho in range(go.shape[1]):
+            for wo in range(go.shape[2]):
+                k = idx[p, ho, wo]
+                gx[p, k // w_n, k % w_n] += go[p, ho, wo]
+
+
+@njit(cache=True)
+def _avg_window(o, s, pad, k, n):
+    """(start, end, divisor-with-padding) of one average-pooling window along an axis."""
+    start = o * s - pad
+    end = min(start + k, n + pad)
+    size = end - start
+    start = max(start, 0)
+    end = min(end, n)
+    return start, end, size
+
+
+@njit(cache=True, parallel=True)
+def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
+    """Mean over each window; ``divisor > 0`` overrides the count (``divisor_override``)."""
+    p_n, h_n, w_n = x.shape
+    ho_n = out.shape[1]
+    wo_n = out.shape[2]
+    for p in prange(p_n):
+        for ho in range(ho_n):
+            h0, h1, hsize = _avg_window(ho, sh, ph, kh, h_n)
+            for wo in range(wo_n):
+                w0, w1, wsize = _avg_window(wo, sw, pw, kw, w_n)
+                if h0 >= h1 or w0 >= w1:
+                    out[p, ho, wo] = 0
+                    continue
+                acc = 0.0
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        acc += x[p, hi, wi]
+                if divisor > 0:
+                    d = divisor
+                elif count_include_pad:
+                    d = hsize * wsize
+                else:
+                    d = (h1 - h0) * (w1 - w0)
+                out[p, ho, wo] = acc / d
+
+
+@njit(cache=True, parallel=True)
+def avg_pool_backward(go, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, gx):
+    """Adjoint of :func:`avg_pool`: spread each output gradient evenly over its window (``gx`` zeroed here)."""
+    p_n, h_n, w_n = gx.shape
+    ho_n = go.shape[1]
+    wo_n = go.shape[2]
+    for p in prange(p_n):
+        for a in range(h_n):
+            for b in range(w_n):
+                gx[p, a, b] = 0
+        for ho in range(ho_n):
+            h0, h1, hsize = _avg_window(ho, sh, ph, kh, h_n)
+            for wo in range(wo_n):
+                w0, w1, wsize = _avg_window(wo, sw, pw, kw, w_n)
+                if h0 >= h1 or w0 >= w1:
+                    continue
+                if divisor > 0:
+                    d = divisor
+                elif count_include_pad:
+                    d = hsize * wsize
+                else:
+                    d = (h1 - h0) * (w1 - w0)
+                g = go[p, ho, wo] / d
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        gx[p, hi, wi] += g
+
+
+@njit(cache=True)
+def _adaptive_bounds(o, out_n, in_n):
+    """PyTorch's adaptive window along one axis: [⌊o·I/O⌋, ⌈(o+1)·I/O⌉)."""
+    start = (o * in_n) // out_n
+    end = -((-(o + 1) * in_n) // out_n)
+    return start, end
+
+
+@njit(cache=True, parallel=True)
+def adaptive_avg_pool(x, out):
+    p_n, h_n, w_n = x.shape
+    ho_n = out.shape[1]
+    wo_n = out.shape[2]
+    for p in prange(p_n):
+        for ho in range(ho_n):
+            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
+            for wo in range(wo_n):
+                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
+                acc = 0.0
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        acc += x[p, hi, wi]
+                out[p, ho, wo] = acc / ((h1 - h0) * (w1 - w0))
+
+
+@njit(cache=True, parallel=True)
+def adaptive_avg_pool_backward(go, gx):
+    p_n, h_n, w_n = gx.shape
+    ho_n = go.shape[1]
+    wo_n = go.shape[2]
+    for p in prange(p_n):
+        for a in range(h_n):
+            for b in range(w_n):
+                gx[p, a, b] = 0
+        for ho in range(ho_n):
+            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
+            for wo in range(wo_n):
+                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
+                g = go[p, ho, wo] / ((h1 - h0) * (w1 - w0))
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        gx[p, hi, wi] += g
+
+
+@njit(cache=True, parallel=True)
+def adaptive_max_pool(x, out, idx):
+    p_n, h_n, w_n = x.shape
+    ho_n = out.shape[1]
+    wo_n = out.shape[2]
+    for p in prange(p_n):
+        for ho in range(ho_n):
+            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
+            for wo in range(wo_n):
+                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
+                best = -np.inf
+                best_i = h0 * w_n + w0
+                for hi in range(h0, h1):
+                    for wi in range(w0, w1):
+                        v = x[p, hi, wi]
+                        if v > best or math.isnan(v):
+                            best = v
+                            best_i = hi * w_n + wi
+                out[p, ho, wo] = best
+                idx[p, ho, wo] = best_i

@@ -1,0 +1,30 @@
+"""PyTorch's ``torch.nn.functional`` on NumPy arrays.
+
+Import as ``import convlayers.functional as F``.  Every op takes and returns
+plain ndarrays; pass a :class:`convlayers.Tensor` and the op records its
+backward instead (see ``convlayers._dispatch``).
+
+The ``*_backward`` functions are the gradients the autograd layer uses; they
+are public so that they can be tested and reused on their own.
+"""
+
+from .activation import relu, relu6
+from . import dropout as _dropout_module
+from . import loss as _loss_module
+from .conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .linear import linear
+from .norm import batch_norm
+from .padding import pad, pad_backward
+from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
+                      avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from ..sizes import conv_output_size
+from .dropout import *  # noqa: F401,F403  (dropout, manual_seed, dropout_mask)
+from .loss import *  # noqa: F401,F403  (softmax, log_softmax, nll_loss, cross_entropy, mse_loss, backwards)
+
+__all__ = [
+    "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
+    "pad", "batch_norm", "relu", "relu6", "linear", "conv_output_size",
+    "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
+    "adaptive_avg_pool2d_backward", "pad_backward",
+    *_dropout_module.__all__, *_loss_module.__all__,
+]
