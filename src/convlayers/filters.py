@@ -13,7 +13,7 @@ Examples
 >>> from convlayers.filters import apply, FILTERS
 >>> img = np.zeros((5, 5)); img[:, 2:] = 1.0
 >>> apply(img, "sobel_x")[2]
-array([ 0., -4., -4.,  0.,  0.])
+array([0., 4., 4., 0., 0.])
 """
 
 from __future__ import annotations

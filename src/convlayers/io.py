@@ -12,7 +12,7 @@ Examples
 >>> path = os.path.join(tempfile.mkdtemp(), "ramp.png")
 >>> write_png(path, np.linspace(-1.0, 1.0, 12).reshape(3, 4))
 >>> read_image(path)[0]
-array([  0,  23,  46,  70], dtype=uint8)
+array([ 0, 23, 46, 70], dtype=uint8)
 """
 
 from __future__ import annotations
