@@ -1,0 +1,307 @@
+"""The differentiable versions of the ops in :mod:`convlayers.functional`.
+
+Each entry unwraps its Tensor arguments, runs the NumPy op on plain arrays
+(so the dispatch hook does not fire again), and records a closure that maps
+the output gradient to the gradients of the Tensor arguments, mostly through
+the backward helpers that sit next to the forward ops in ``functional``.
+
+Entries are keyed by the public function object, which is what
+:func:`convlayers._dispatch.tensor_aware` hands to
+``Tensor.__convlayers_function__``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+
+import numpy as np
+
+from . import functional as F
+from .autograd import Tensor, _result, _unbroadcast
+from .functional import loss as _loss
+from .functional.dropout import dropout_mask
+
+_PENDING: list[tuple[str, object]] = []
+_REGISTRY: dict[object, object] = {}
+# Where to look for an op if the package namespace does not (yet) re-export it.
+_FALLBACK_MODULES = ("loss", "dropout")
+
+
+def _register(name):
+    def decorate(impl):
+        _PENDING.append((name, impl))
+        return impl
+    return decorate
+
+
+def _lookup(name):
+    func = getattr(F, name, None)
+    if func is None:
+        for module in _FALLBACK_MODULES:
+            func = getattr(importlib.import_module(f"{F.__name__}.{module}"), name, None)
+            if func is not None:
+                break
+    return func
+
+
+def _resolve():
+    while _PENDING:
+        name, impl = _PENDING.pop()
+        func = _lookup(name)
+        if func is not None:
+            _REGISTRY[func] = impl
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(func):
+    return inspect.signature(func)
+
+
+def differentiable(func):
+    """Return a callable running ``func`` on Tensors and recording its backward."""
+    _resolve()
+    impl = _REGISTRY.get(func)
+    if impl is None:
+        name = getattr(func, "__name__", repr(func))
+        raise TypeError(f"{name} does not support Tensor inputs yet")
+
+    def call(*args, **kwargs):
+        bound = _signature(func).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return impl(func, bound.arguments)
+
+    return call
+
+
+def _d(value):
+    """The ndarray inside a Tensor; anything else unchanged."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _needs(value):
+    return isinstance(value, Tensor) and value.requires_grad
+
+
+def _plain(args, *names):
+    return {name: _d(args[name]) for name in names}
+
+
+# --- convolution ----------------------------------------------------------------
+
+@_register("conv2d")
+def _conv2d(func, a):
+    x, w, b = a["input"], a["weight"], a["bias"]
+    kw = _plain(a, "stride", "padding", "dilation", "groups", "padding_mode")
+    xd, wd = _d(x), _d(w)
+    out = func(xd, wd, _d(b), **kw)
+
+    def backward(g):
+        mask = (_needs(x), _needs(w), _needs(b))
+        return F.conv2d_backward(g, xd, wd, output_mask=mask, **kw)
+
+    return _result(out, (x, w, b), backward)
+
+
+@_register("conv_transpose2d")
+def _conv_transpose2d(func, a):
+    x, w, b = a["input"], a["weight"], a["bias"]
+    kw = _plain(a, "stride", "padding", "output_padding", "groups", "dilation")
+    xd, wd = _d(x), _d(w)
+    out = func(xd, wd, _d(b), **kw)
+
+    def backward(g):
+        mask = (_needs(x), _needs(w), _needs(b))
+        return F.conv_transpose2d_backward(g, xd, wd, output_mask=mask, **kw)
+
+    return _result(out, (x, w, b), backward)
+
+
+# --- pooling and padding ----------------------------------------------------
+
+def _max_pool(func, a):
+    x = a["input"]
+    xd = _d(x)
+    args = {k: _d(v) for k, v in a.items() if k not in ("input", "return_indices")}
+    out, indices = func(xd, **args, return_indices=True)
+
+    def backward(g):
+        return (F.max_pool2d_backward(g, indices, xd.shape),)
+
+    result = _result(out, (x,), backward)
+    return (result, indices) if a["return_indices"] else result
+
+
+_register("max_pool2d")(_max_pool)
+_register("adaptive_max_pool2d")(_max_pool)
+
+
+@_register("avg_pool2d")
+def _avg_pool2d(func, a):
+    x = a["input"]
+    xd = _d(x)
+    kw = {k: _d(v) for k, v in a.items() if k != "input"}
+    out = func(xd, **kw)
+    return _result(out, (x,), lambda g: (F.avg_pool2d_backward(g, xd.shape, **kw),))
+
+
+@_register("adaptive_avg_pool2d")
+def _adaptive_avg_pool2d(func, a):
+    x = a["input"]
+    xd = _d(x)
+    out = func(xd, _d(a["output_size"]))
+    return _result(out, (x,), lambda g: (F.adaptive_avg_pool2d_backward(g, xd.shape),))
+
+
+@_register("pad")
+def _pad(func, a):
+    x = a["input"]
+    xd = _d(x)
+    kw = {k: _d(v) for k, v in a.items() if k not in ("input", "value")}
+    out = func(xd, value=a["value"], **kw)
+
+    def backward(g):
+        return (F.pad_backward(g, xd.shape, kw["pad"], kw["mode"]).astype(xd.dtype, copy=False),)
+
+    return _result(out, (x,), backward)
+
+
+# --- normalisation and activations ------------------------------------------
+
+@_register("batch_norm")
+def _batch_norm(func, a):
+    x, w, b = a["input"], a["weight"], a["bias"]
+    xd, wd = _d(x), _d(w)
+    running_mean, running_var = _d(a["running_mean"]), _d(a["running_var"])
+    training, eps = a["training"], a["eps"]
+    use_batch_stats = training or running_mean is None
+    if not use_batch_stats:
+        # The forward may be followed by a training step that updates the
+        # running statistics in place; the backward needs today's values.
+        saved_mean, saved_var = np.array(running_mean), np.array(running_var)
+    out = func(xd, running_mean, running_var, wd, _d(b), training=training,
+               momentum=a["momentum"], eps=eps)
+
+    def backward(g):
+        axes = (0,) + tuple(range(2, xd.ndim))
+        shape = [1] * xd.ndim
+        shape[1] = -1
+        if use_batch_stats:
+            mean = xd.mean(axis=axes, keepdims=True)
+            var = ((xd - mean) ** 2).mean(axis=axes, keepdims=True)
+        else:
+            mean, var = saved_mean.reshape(shape), saved_var.reshape(shape)
+        invstd = 1.0 / np.sqrt(var + eps)
+        xhat = (xd - mean) * invstd
+        gamma = 1.0 if wd is None else wd.reshape(shape)
+        grad_bias = g.sum(axis=axes)
+        grad_weight = (g * xhat).sum(axis=axes)
+        grad_input = None
+        if _needs(x):
+            if use_batch_stats:
+                count = xd.size // xd.shape[1]
+                grad_input = (gamma * invstd / count) * (
+                    count * g - grad_bias.reshape(shape) - xhat * grad_weight.reshape(shape))
+            else:
+                grad_input = g * gamma * invstd
+            grad_input = grad_input.astype(xd.dtype, copy=False)
+        return grad_input, grad_weight, grad_bias
+
+    return _result(out, (x, w, b), backward)
+
+
+@_register("relu")
+def _relu(func, a):
+    x = a["input"]
+    xd = _d(x)
+    out = func(xd)
+    # d relu / dx at 0 is taken as 0, as in PyTorch.
+    return _result(out, (x,), lambda g: (g * (xd > 0),))
+
+
+@_register("relu6")
+def _relu6(func, a):
+    x = a["input"]
+    xd = _d(x)
+    out = func(xd)
+    # PyTorch's hardtanh backward passes nothing at the corners 0 and 6.
+    return _result(out, (x,), lambda g: (g * ((xd > 0) & (xd < 6)),))
+
+
+@_register("linear")
+def _linear(func, a):
+    x, w, b = a["input"], a["weight"], a["bias"]
+    xd, wd = _d(x), _d(w)
+    out = func(xd, wd, _d(b))
+
+    def backward(g):
+        g2 = g.reshape(-1, wd.shape[0])
+        grad_input = g @ wd if _needs(x) else None
+        grad_weight = g2.T @ xd.reshape(-1, wd.shape[1]) if _needs(w) else None
+        grad_bias = g2.sum(axis=0) if _needs(b) else None
+        return grad_input, grad_weight, grad_bias
+
+    return _result(out, (x, w, b), backward)
+
+
+@_register("dropout")
+def _dropout(func, a):
+    x, p, training = a["input"], a["p"], a["training"]
+    # Validate through the NumPy op on an empty array: same messages, no work.
+    func(np.empty((0,), dtype=_d(x).dtype), p=p, training=training, generator=a["generator"])
+    if not training or p == 0.0:
+        return x
+    mask = dropout_mask(_d(x).shape, p, _d(x).dtype, a["generator"])
+    return _result(_d(x) * mask, (x,), lambda g: (g * mask,))
+
+
+# --- softmax and losses ---------------------------------------------------------
+
+@_register("log_softmax")
+def _log_softmax(func, a):
+    x, dim = a["input"], a["dim"]
+    out = func(_d(x), dim)
+    axis = dim % out.ndim if out.ndim else 0
+    return _result(out, (x,), lambda g: (_loss.log_softmax_backward(g, out, axis),))
+
+
+@_register("softmax")
+def _softmax(func, a):
+    x, dim = a["input"], a["dim"]
+    out = func(_d(x), dim)
+    axis = dim % out.ndim if out.ndim else 0
+    return _result(out, (x,), lambda g: (_loss.softmax_backward(g, out, axis),))
+
+
+@_register("nll_loss")
+def _nll_loss(func, a):
+    x = a["input"]
+    kw = _plain(a, "target", "weight", "ignore_index", "reduction")
+    xd = _d(x)
+    out = func(xd, **kw)
+    return _result(out, (x,), lambda g: (_loss.nll_loss_backward(g, xd, **kw),))
+
+
+@_register("cross_entropy")
+def _cross_entropy(func, a):
+    x = a["input"]
+    kw = _plain(a, "target", "weight", "ignore_index", "reduction", "label_smoothing")
+    if _needs(a["target"]) or _needs(a["weight"]):
+        raise TypeError("cross_entropy: gradients with respect to target or weight are not supported")
+    xd = _d(x)
+    out = func(xd, **kw)
+    return _result(out, (x,), lambda g: (_loss.cross_entropy_backward(g, xd, **kw),))
+
+
+@_register("mse_loss")
+def _mse_loss(func, a):
+    x, t, reduction = a["input"], a["target"], a["reduction"]
+    xd, td = _d(x), _d(t)
+    out = func(xd, td, reduction=reduction)
+
+    def backward(g):
+        grad = _loss.mse_loss_backward(g, xd, td, reduction)
+        return _unbroadcast(grad, xd.shape), _unbroadcast(-grad, td.shape)
+
+    return _result(out, (x, t), backward)
