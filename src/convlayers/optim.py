@@ -17,7 +17,7 @@ Examples
 ...     (w * w).sum().backward()
 ...     opt.step()
 >>> w.data.round(4)
-array([ 0.4049, -0.8098])
+array([ 0.062, -0.124])
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("params: some parameters appear in more than one parameter group")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("params: some parameters appear more than once in a group")
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)

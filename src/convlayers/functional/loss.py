@@ -67,8 +67,8 @@ def log_softmax(input, dim):
     --------
     >>> import numpy as np
     >>> from convlayers.functional import log_softmax
-    >>> np.exp(log_softmax(np.array([[1.0, 2.0, 3.0]]), dim=1)).sum()
-    np.float64(1.0)
+    >>> log_softmax(np.array([[0.0, 0.0]]), dim=1)
+    array([[-0.69314718, -0.69314718]])
     """
     x = _float_array(input, "input", "log_softmax")
     d = _check_dim(dim, x.ndim, "log_softmax")
@@ -184,7 +184,11 @@ def _reduce(losses, reduction, denominator):
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total if reduction == "sum" else total / denominator
+    if reduction == "sum":
+        return total
+    # All targets ignored gives 0/0 = nan, silently, as in PyTorch.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / denominator
 
 
 @tensor_aware
