@@ -19,6 +19,8 @@ from convlayers._dispatch import tensor_aware  # noqa: E402
 from convlayers.autograd import Tensor, is_grad_enabled, no_grad  # noqa: E402
 
 TF = torch.nn.functional
+# torch's own note about how it implements padding='same' with even kernels.
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 RTOL, ATOL = 1e-9, 1e-11
 
 
@@ -567,3 +569,52 @@ def test_finite_differences_losses_and_pools():
     finite_difference_check(lambda x: F.pad(x, (2, 1, 1, 2), mode="reflect"), [rand(rng, 1, 1, 3, 4)])
     finite_difference_check(lambda x, w: F.conv_transpose2d(x, w, stride=2, output_padding=1),
                             [rand(rng, 1, 2, 3, 3), rand(rng, 2, 1, 3, 3)])
+
+
+# --- randomised grid (hypothesis) ---------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.sampled_from([1, 2, 3]))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    mode = draw(st.sampled_from(["zeros", "zeros", "reflect", "replicate", "circular"]))
+    if draw(st.booleans()):
+        padding, stride = "same", (1, 1)
+    else:
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    # Reflect padding needs pad < size; keep the image comfortably large.
+    h, w = draw(st.integers(dh * (kh - 1) + 3, 9)), draw(st.integers(dw * (kw - 1) + 3, 9))
+    return dict(shape=(draw(st.integers(1, 2)), cin, h, w), wshape=(cout, cin // groups, kh, kw),
+                kwargs=dict(stride=stride, padding=padding, dilation=(dh, dw), groups=groups, padding_mode=mode))
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(conv_configs(), st.integers(0, 2**32 - 1))
+def test_conv2d_gradients_random_grid(cfg, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [rand(rng, *cfg["shape"]), rand(rng, *cfg["wshape"]), rand(rng, cfg["wshape"][0])]
+    compare(lambda x, w, b: F.conv2d(x, w, b, **cfg["kwargs"]),
+            lambda x, w, b: _torch_conv2d(x, w, b, **cfg["kwargs"]), arrays)
+
+
+def test_float32_gradients_keep_dtype_and_match_torch():
+    rng = np.random.default_rng(26)
+    x, w = rand(rng, 2, 3, 6, 6).astype(np.float32), rand(rng, 4, 3, 3, 3).astype(np.float32)
+    xt, wt = cl.tensor(x, requires_grad=True), cl.tensor(w, requires_grad=True)
+    out = F.avg_pool2d(F.relu(F.conv2d(xt, wt, padding=1)), 2)
+    loss = F.cross_entropy(out.flatten(1), np.array([0, 5]))
+    loss.backward()
+    assert loss.dtype == np.float32 and xt.grad.dtype == np.float32 and wt.grad.dtype == np.float32
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ref = TF.cross_entropy(TF.avg_pool2d(torch.relu(TF.conv2d(tx, tw, padding=1)), 2).flatten(1),
+                           torch.tensor([0, 5]))
+    ref.backward()
+    np.testing.assert_allclose(loss.item(), ref.item(), rtol=1e-5)
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(wt.grad, tw.grad.numpy(), rtol=1e-4, atol=1e-6)

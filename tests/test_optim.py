@@ -174,7 +174,7 @@ def test_update_is_in_place():
     (lambda w: optim.SGD(w, lr=0.1), TypeError, "iterable"),
     (lambda w: optim.SGD([], lr=0.1), ValueError, "empty"),
     (lambda w: optim.SGD([np.ones(2)], lr=0.1), TypeError, "Tensors"),
-    (lambda w: optim.SGD([cl.tensor([1.0])], lr=0.1), ValueError, "requires_grad"),
+    (lambda w: optim.SGD([w * 2], lr=0.1), ValueError, "non-leaf"),
     (lambda w: optim.SGD([w, w], lr=0.1), ValueError, "more than once"),
     (lambda w: optim.SGD([{"params": [w]}, {"params": [w]}], lr=0.1), ValueError, "more than one"),
     (lambda w: optim.SGD([w], lr=-1), ValueError, "lr"),

@@ -21,6 +21,7 @@ _LAZY = {
     "Tensor": "autograd",
     "tensor": "autograd",
     "no_grad": "autograd",
+    "is_grad_enabled": "autograd",
 }
 
 __all__ = ["conv_output_size", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]

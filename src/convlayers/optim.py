@@ -77,8 +77,8 @@ class Optimizer:
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"params: expected Tensors, got {type(p).__name__}")
-            if not p.requires_grad:
-                raise ValueError("params: every parameter must have requires_grad=True")
+            if not p.is_leaf:
+                raise ValueError("params: can't optimize a non-leaf Tensor (the result of an operation)")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError("params: some parameters appear in more than one parameter group")
