@@ -1,0 +1,134 @@
+"""The textbook loops: the seed's worked examples, and the compiled ops checked against them without PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import convlayers.functional as F
+from convlayers import conv_output_size, reference
+
+POOL_IMAGE = np.array([[1, 2, 5, 6], [3, 4, 7, 8], [9, 10, 13, 14], [11, 12, 15, 16]])
+
+
+def test_convolve2d_worked_example():
+    image = np.arange(1, 17).reshape(4, 4)
+    kernel = np.array([[1, 0, -1]] * 3)
+    np.testing.assert_array_equal(reference.convolve2d(image, kernel), [[-6, -6], [-6, -6]])
+
+
+def test_convolve2d_padding_and_stride():
+    image = np.arange(25.0).reshape(5, 5)
+    kernel = np.ones((3, 3))
+    same = reference.convolve2d(image, kernel, padding=1)
+    assert same.shape == (5, 5)
+    assert same[0, 0] == image[:2, :2].sum()
+    assert reference.convolve2d(np.ones((8, 8)), kernel, stride=2).shape == (3, 3)
+
+
+def test_pool_worked_examples(capsys):
+    np.testing.assert_array_equal(reference.max_pool2d(POOL_IMAGE, verbose=True), [[4, 8], [12, 16]])
+    trace = capsys.readouterr().out.splitlines()
+    assert trace == ["window (0, 0): [1 2; 3 4] -> max 4", "window (0, 1): [5 6; 7 8] -> max 8",
+                     "window (1, 0): [9 10; 11 12] -> max 12", "window (1, 1): [13 14; 15 16] -> max 16"]
+    np.testing.assert_array_equal(reference.avg_pool2d(POOL_IMAGE, verbose=True), [[2.5, 6.5], [10.5, 14.5]])
+    assert "-> mean 14.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,expected", [
+    ((32, 3, 1, 1), 32), ((5, 3), 3), ((7, 3), 5), ((5, 3, 1, 1), 5), ((8, 3, 2), 3),
+    ((224, 7, 2, 3), 112), ((10, 3, 1, 2, 2), 10), ((5, 2, 2, 0, 1, True), 3), ((6, 3, 2, 1, 1, True), 4),
+])
+def test_conv_output_size(args, expected):
+    assert conv_output_size(*args) == expected
+
+
+def test_conv_output_size_matches_the_padded_loop():
+    """The formula agrees with counting window positions one by one."""
+    for n in range(1, 12):
+        for k in range(1, 5):
+            for s in range(1, 4):
+                for p in range(0, 3):
+                    for d in range(1, 3):
+                        span = d * (k - 1) + 1
+                        if n + 2 * p < span:
+                            with pytest.raises(ValueError, match="larger than the padded input"):
+                                conv_output_size(n, k, s, p, d)
+                            continue
+                        count = len(range(0, n + 2 * p - span + 1, s))
+                        assert conv_output_size(n, k, s, p, d) == count
+
+
+@pytest.mark.parametrize("bad,exc", [((0, 0), ValueError), ((5, 0), ValueError), ((5, 3, 0), ValueError),
+                                     ((5, 3, 1, -1), ValueError), ((5, 3, 1, 0, 0), ValueError),
+                                     ((5.0, 3), TypeError), ((5, "3"), TypeError)])
+def test_conv_output_size_bad_input(bad, exc):
+    with pytest.raises(exc):
+        conv_output_size(*bad)
+
+
+def _grid(seed, count):
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        groups = int(rng.choice([1, 2, 3]))
+        cin_g, cout_g = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        yield dict(x=rng.standard_normal((2, cin_g * groups, 7, 6)),
+                   w=rng.standard_normal((cout_g * groups, cin_g, *k)),
+                   b=rng.standard_normal(cout_g * groups) if i % 2 else None,
+                   stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                   padding=(int(rng.integers(0, 2)), int(rng.integers(0, 2))),
+                   dilation=(int(rng.integers(1, 3)), 1), groups=groups,
+                   dtype=[np.float32, np.float64][i % 2])
+
+
+@pytest.mark.parametrize("case", list(_grid(0, 40)))
+def test_compiled_conv2d_matches_loops(case):
+    dt = case["dtype"]
+    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"], groups=case["groups"])
+    b = None if case["b"] is None else case["b"].astype(dt)
+    got = F.conv2d(case["x"].astype(dt), case["w"].astype(dt), b, **kw)
+    want = reference.conv2d_nchw(case["x"].astype(dt), case["w"].astype(dt), b, **kw)
+    assert_close(got, want, dtype=dt)
+
+
+@pytest.mark.parametrize("case", list(_grid(1, 20)))
+def test_compiled_conv_transpose2d_matches_loops(case):
+    x, w = case["x"], np.swapaxes(case["w"], 0, 1)  # (C_in, C_out/g) for a transpose with groups=1
+    if case["groups"] != 1:
+        w = case["w"]
+        x = np.random.default_rng(0).standard_normal((2, w.shape[0], 4, 3))
+    kw = dict(stride=case["stride"], padding=(0, 0), dilation=case["dilation"], groups=case["groups"])
+    got = F.conv_transpose2d(x, w, None, **kw)
+    want = reference.conv_transpose2d_nchw(x, w, None, **kw)
+    assert_close(got, want, dtype=np.float64)
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("count_include_pad", [False, True])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), ((2, 3), (1, 2), (1, 0)), (3, 3, 1)])
+def test_compiled_pools_match_loops(ceil_mode, count_include_pad, k, s, p):
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 8))
+    got, idx = F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode, return_indices=True)
+    want, want_idx = reference.max_pool2d_nchw(x, k, s, p, ceil_mode=ceil_mode)
+    assert_close(got, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    got = F.avg_pool2d(x, k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
+    assert_close(got, reference.avg_pool2d_nchw(x, k, s, p, ceil_mode, count_include_pad))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, (4, 5), (7, 2)])
+def test_compiled_adaptive_pools_match_loops(size):
+    x = np.random.default_rng(6).standard_normal((2, 3, 7, 9))
+    assert_close(F.adaptive_avg_pool2d(x, size), reference.adaptive_avg_pool2d_nchw(x, size))
+    assert_close(F.adaptive_max_pool2d(x, size), reference.adaptive_max_pool2d_nchw(x, size))
+
+
+def test_textbook_2d_matches_compiled():
+    rng = np.random.default_rng(9)
+    image, kernel = rng.standard_normal((9, 11)), rng.standard_normal((3, 2))
+    got = F.conv2d(image[None, None], kernel[None, None], stride=2, padding=1)[0, 0]
+    assert_close(got, reference.convolve2d(image, kernel, padding=1, stride=2))
+    assert_close(F.max_pool2d(image[None], 2)[0], reference.max_pool2d(image[:8, :10]))
+    assert_close(F.avg_pool2d(image[None], 3)[0], reference.avg_pool2d(image, 3))
