@@ -451,6 +451,8 @@ class BatchNorm2d(Module):
         (factor ``1/num_batches_tracked``).
     affine : bool, default True
         Learn ``weight`` (ones) and ``bias`` (zeros).
+    bias : bool, default True (keyword only)
+        With ``affine``, whether to learn ``bias`` too (PyTorch ≥ 2.10's option).
     track_running_stats : bool, default True
         Keep ``running_mean``, ``running_var`` and ``num_batches_tracked``
         buffers; without them batch statistics are used in eval mode too.
@@ -473,7 +475,8 @@ class BatchNorm2d(Module):
     (True, 1)
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
+                 *, bias=True):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
@@ -481,7 +484,7 @@ class BatchNorm2d(Module):
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
                                      or not 0 <= momentum <= 1):
             raise ValueError(f"momentum must be a number in [0, 1] or None, got {momentum!r}")
-        for name, value in (("affine", affine), ("track_running_stats", track_running_stats)):
+        for name, value in (("affine", affine), ("track_running_stats", track_running_stats), ("bias", bias)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {value!r}")
         dtype = _float_dtype(dtype)
@@ -491,7 +494,10 @@ class BatchNorm2d(Module):
         self.track_running_stats = track_running_stats
         if affine:
             self.weight = Parameter(np.ones(self.num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(self.num_features, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_features, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -516,11 +522,12 @@ class BatchNorm2d(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
     def forward(self, x):
         shape = _check_input(x, 4, "BatchNorm2d")
