@@ -17,6 +17,9 @@ import sys
 # Subcommand name -> module under convlayers.commands, in the order --help lists them.
 COMMANDS = {
     "filters": "filters",
+    "summary": "summary",
+    "compare": "compare",
+    "demo": "demo",
 }
 
 
