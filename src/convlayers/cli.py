@@ -19,6 +19,7 @@ COMMANDS = {
     "filters": "filters",
     "summary": "summary",
     "compare": "compare",
+    "train": "train",
     "demo": "demo",
 }
 

@@ -69,7 +69,7 @@ def _shift_augment(x, rng, max_shift):
 
 
 def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_size=64, lr=3e-3,
-        weight_decay=0.0, seed=0, augment=0, progress=True, log=None):
+        weight_decay=0.0, label_smoothing=0.0, seed=0, augment=0, progress=True, log=None):
     """Train ``model`` to classify ``x_train`` as ``y_train``.
 
     Parameters
@@ -85,6 +85,9 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
     lr : float, default 3e-3
         Adam's initial learning rate, annealed to 0 over ``epochs`` on a cosine.
     weight_decay : float, default 0
+    label_smoothing : float, default 0
+        Cross-entropy target smoothing (PyTorch's ``label_smoothing``); 0.1
+        keeps the small digit models from over-confident fits.
     seed : int, default 0
         Seeds the batch order and the augmentation.
     augment : int, default 0
@@ -150,7 +153,7 @@ def fit(model, x_train, y_train, x_test=None, y_test=None, *, epochs=10, batch_s
             if augment:
                 xb = _shift_augment(xb, rng, augment)
             logits = model(Tensor(xb))
-            loss = F.cross_entropy(logits, yb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
