@@ -6,151 +6,203 @@ does the channel mixing.  These kernels do only the unrolling and its adjoint
 (``col2im``), plus the depthwise case (one input channel per group), where
 there is no channel mixing to hand to BLAS and a direct loop wins.
 
-All kernels take C-contiguous arrays and loop so that the innermost index
-walks contiguous memory; ``prange`` splits over (sample, channel) planes so
-that no two threads write the same plane.
+Performance notes (measured, see benchmarks/):
+
+* Inputs arrive already zero-padded, so no kernel tests bounds per tap.
+* Inner loops run over 1-D slices (``seg = row[a:b]``) indexed by the loop
+  variable alone.  Indexing with ``wo + offset`` instead makes numba emit a
+  negative-index check per element, which blocks SIMD and was 5× slower.
+* Depthwise stride-1 kernels treat each padded plane as one flat vector: the
+  tap (i, j) is then a constant shift ``i·d·Wp + j·d`` and one long loop
+  replaces many short row loops (the columns that straddle two rows are junk
+  and are never copied out).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho_n, wo_n, cols):
-    """Unroll windows: ``cols[n, (c*kh + i)*kw + j, ho*wo_n + wo] = x_padded[n, c, ho*sh + i*dh, wo*sw + j*dw]``.
+def im2col(xp, kh, kw, sh, sw, dh, dw, ho_n, wo_n, cols):
+    """Unroll windows: ``cols[n, (c*kh + i)*kw + j, ho*wo_n + wo] = xp[n, c, ho*sh + i*dh, wo*sw + j*dw]``.
 
-    ``x`` is (N, C, H, W); ``cols`` is (N, C*kh*kw, ho_n*wo_n).  Zero padding
-    ``ph``/``pw`` is implicit: taps that land outside the input read 0.
+    ``xp`` is the zero-padded (N, C, Hp, Wp) input; ``cols`` is (N, C*kh*kw, ho_n*wo_n).
     """
-    n_n, c_n, h_n, w_n = x.shape
+    n_n, c_n = xp.shape[0], xp.shape[1]
+    k = kh * kw
+    for t in prange(n_n * c_n * k):
+        n = t // (c_n * k)
+        row = t % (c_n * k)
+        c = row // k
+        i = (row // kw) % kh
+        j = row % kw
+        dst_row = cols[n, row]
+        plane = xp[n, c]
+        for ho in range(ho_n):
+            dst = dst_row[ho * wo_n:(ho + 1) * wo_n]
+            if sw == 1:  # a unit-stride slice is typed contiguous, so this loop vectorises
+                seg = plane[ho * sh + i * dh, j * dw:j * dw + wo_n]
+                for wo in range(wo_n):
+                    dst[wo] = seg[wo]
+            else:
+                sseg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
+                for wo in range(wo_n):
+                    dst[wo] = sseg[wo]
+
+
+@njit(cache=True, parallel=True)
+def col2im(cols, kh, kw, sh, sw, dh, dw, ho_n, wo_n, gxp):
+    """Adjoint of :func:`im2col`: add every column entry back to the padded pixel it came from.
+
+    ``gxp`` is (N, C, Hp, Wp), overwritten; crop the padding afterwards.
+    """
+    n_n, c_n, hp, wp = gxp.shape
     for nc in prange(n_n * c_n):
         n = nc // c_n
         c = nc % c_n
+        plane = gxp[n, c]
+        for a in range(hp):
+            prow = plane[a]
+            for b in range(wp):
+                prow[b] = 0
         for i in range(kh):
             for j in range(kw):
-                row = (c * kh + i) * kw + j
-                # wo range whose tap column lies inside the input
-                off = j * dw - pw
-                wo_lo = 0
-                if off < 0:
-                    wo_lo = (-off + sw - 1) // sw
-                wo_hi = wo_n
-                if w_n - 1 - off < 0:
-                    wo_hi = 0
-                else:
-                    wo_hi = min(wo_n, (w_n - 1 - off) // sw + 1)
-                if wo_hi < wo_lo:
-                    wo_hi = wo_lo
+                src_row = cols[n, (c * kh + i) * kw + j]
                 for ho in range(ho_n):
-                    hi = ho * sh - ph + i * dh
-                    base = ho * wo_n
-                    if hi < 0 or hi >= h_n:
+                    src = src_row[ho * wo_n:(ho + 1) * wo_n]
+                    if sw == 1:
+                        seg = plane[ho * sh + i * dh, j * dw:j * dw + wo_n]
                         for wo in range(wo_n):
-                            cols[n, row, base + wo] = 0
-                        continue
-                    for wo in range(wo_lo):
-                        cols[n, row, base + wo] = 0
-                    for wo in range(wo_lo, wo_hi):
-                        cols[n, row, base + wo] = x[n, c, hi, wo * sw + off]
-                    for wo in range(wo_hi, wo_n):
-                        cols[n, row, base + wo] = 0
+                            seg[wo] += src[wo]
+                    else:
+                        sseg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
+                        for wo in range(wo_n):
+                            sseg[wo] += src[wo]
 
 
-@njit(cache=True, parallel=True)
-def col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, ho_n, wo_n, out):
-    """Adjoint of :func:`im2col`: add every column entry back to the pixel it came from.
+@njit(cache=True)
+def _flat_plane(x, pt, pl, hp, wp, buf):
+    """Copy the (H, W) plane ``x`` into the zeroed flat buffer of a (hp, wp) padded plane."""
+    for q in range(buf.shape[0]):
+        buf[q] = 0
+    h, w = x.shape
+    for a in range(h):
+        dst = buf[(a + pt) * wp + pl:(a + pt) * wp + pl + w]
+        src = x[a]
+        for b in range(w):
+            dst[b] = src[b]
 
-    ``out`` is (N, C, H, W) and is accumulated into (zero it first); taps that
-    fall in the padding are dropped.
+
+@njit(cache=True)
+def _phase_planes(x, pt, pl, hp, wp, sh, sw, hq, wq, buf):
+    """Split the zero-padded (hp, wp) view of plane ``x`` into sh·sw flat phase planes of (hq, wq).
+
+    Phase (a, b) holds padded pixels (a + sh·r, b + sw·q): with it, a strided
+    window's tap is a constant shift inside one contiguous phase plane.
     """
-    n_n, c_n, h_n, w_n = out.shape
-    for nc in prange(n_n * c_n):
-        n = nc // c_n
-        c = nc % c_n
-        for i in range(kh):
-            for j in range(kw):
-                row = (c * kh + i) * kw + j
-                off = j * dw - pw
-                wo_lo = 0
-                if off < 0:
-                    wo_lo = (-off + sw - 1) // sw
-                if w_n - 1 - off < 0:
-                    wo_hi = 0
-                else:
-                    wo_hi = min(wo_n, (w_n - 1 - off) // sw + 1)
-                for ho in range(ho_n):
-                    hi = ho * sh - ph + i * dh
-                    if hi < 0 or hi >= h_n:
-                        continue
-                    base = ho * wo_n
-                    for wo in range(wo_lo, wo_hi):
-                        out[n, c, hi, wo * sw + off] += cols[n, row, base + wo]
+    for q in range(buf.shape[0]):
+        buf[q] = 0
+    h, w = x.shape
+    for r in range(h):
+        pr = r + pt
+        src = x[r]
+        if sw == 1:
+            dst = buf[(pr % sh) * hq * wq + (pr // sh) * wq + pl:(pr % sh) * hq * wq + (pr // sh) * wq + pl + w]
+            for col in range(w):
+                dst[col] = src[col]
+            continue
+        for b in range(sw):
+            col0 = (b - pl) % sw  # first input column that lands in phase b
+            if col0 >= w:
+                continue
+            count = (w - col0 + sw - 1) // sw
+            base = ((pr % sh) * sw + b) * hq * wq + (pr // sh) * wq + (col0 + pl) // sw
+            dst = buf[base:base + count]
+            sseg = src[col0:col0 + sw * (count - 1) + 1:sw]
+            for t in range(count):
+                dst[t] = sseg[t]
 
 
 @njit(cache=True, parallel=True)
-def depthwise_forward(xp, w, sh, sw, dh, dw, out):
-    """Depthwise correlation on a zero-padded input.
+def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
+    """Depthwise correlation; ``x`` (N, C, H, W) unpadded, zero padding (pt, pl) applied here.
 
-    ``xp`` is (N, C, Hp, Wp), ``w`` is (C*m, kh, kw) and ``out`` is
-    (N, C*m, Ho, Wo): output channel ``oc`` reads input channel ``oc // m``.
+    ``w`` is (C*m, kh, kw) and ``out`` (N, C*m, Ho, Wo): channel ``oc`` reads
+    ``oc // m``.  Each padded plane is split into stride phases, so every tap
+    is one long contiguous multiply-add over a flat phase plane.
     """
     n_n, oc_n, ho_n, wo_n = out.shape
-    c_n = xp.shape[1]
+    c_n = x.shape[1]
     m = oc_n // c_n
-    kh = w.shape[1]
-    kw = w.shape[2]
+    kh, kw = w.shape[1], w.shape[2]
+    hq = (hp + sh - 1) // sh
+    wq = (wp + sw - 1) // sw
+    plane_q = hq * wq
+    length = (ho_n - 1) * wq + wo_n
     for no in prange(n_n * oc_n):
         n = no // oc_n
         oc = no % oc_n
-        c = oc // m
-        for ho in range(ho_n):
-            for wo in range(wo_n):
-                out[n, oc, ho, wo] = 0
+        src = np.empty(sh * sw * plane_q, dtype=out.dtype)
+        _phase_planes(x[n, oc // m], pt, pl, hp, wp, sh, sw, hq, wq, src)
+        acc = np.zeros(length, dtype=out.dtype)
         for i in range(kh):
             for j in range(kw):
                 wv = w[oc, i, j]
-                for ho in range(ho_n):
-                    hi = ho * sh + i * dh
-                    for wo in range(wo_n):
-                        out[n, oc, ho, wo] += wv * xp[n, c, hi, wo * sw + j * dw]
+                a, r = (i * dh) % sh, (i * dh) // sh
+                b, q = (j * dw) % sw, (j * dw) // sw
+                off = (a * sw + b) * plane_q + r * wq + q
+                seg = src[off:off + length]
+                for t in range(length):
+                    acc[t] += wv * seg[t]
+        dst = out[n, oc]
+        for ho in range(ho_n):
+            row = acc[ho * wq:ho * wq + wo_n]
+            drow = dst[ho]
+            for wo in range(wo_n):
+                drow[wo] = row[wo]
 
 
 @njit(cache=True, parallel=True)
 def depthwise_input_grad(go, w, sh, sw, dh, dw, gxp):
-    """Gradient of :func:`depthwise_forward` with respect to the padded input.
-
-    ``gxp`` is (N, C, Hp, Wp) and is overwritten; crop the padding afterwards.
-    """
+    """Gradient of the depthwise correlation with respect to its padded input (``gxp`` overwritten)."""
     n_n, oc_n, ho_n, wo_n = go.shape
-    c_n = gxp.shape[1]
+    c_n, hp, wp = gxp.shape[1], gxp.shape[2], gxp.shape[3]
     m = oc_n // c_n
-    kh = w.shape[1]
-    kw = w.shape[2]
+    kh, kw = w.shape[1], w.shape[2]
     for nc in prange(n_n * c_n):
         n = nc // c_n
         c = nc % c_n
-        for a in range(gxp.shape[2]):
-            for b in range(gxp.shape[3]):
-                gxp[n, c, a, b] = 0
+        plane = gxp[n, c]
+        for a in range(hp):
+            prow = plane[a]
+            for b in range(wp):
+                prow[b] = 0
         for oc in range(c * m, (c + 1) * m):
-            for i in range(kh):
-                for j in range(kw):
-                    wv = w[oc, i, j]
-                    for ho in range(ho_n):
-                        hi = ho * sh + i * dh
+            g = go[n, oc]
+            for ho in range(ho_n):
+                grow = g[ho]
+                for i in range(kh):
+                    prow = plane[ho * sh + i * dh]
+                    for j in range(kw):
+                        wv = w[oc, i, j]
+                        seg = prow[j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
                         for wo in range(wo_n):
-                            gxp[n, c, hi, wo * sw + j * dw] += wv * go[n, oc, ho, wo]
+                            seg[wo] += wv * grow[wo]
 
 
 @njit(cache=True, parallel=True)
 def depthwise_weight_grad(go, xp, sh, sw, dh, dw, gw):
-    """Gradient of :func:`depthwise_forward` with respect to ``w`` (C*m, kh, kw), overwritten."""
+    """Gradient of the depthwise correlation with respect to ``w`` (C*m, kh, kw), overwritten.
+
+    Each tap's gradient is a dot product between the output gradient and the
+    input shifted by that tap; it is accumulated in float64.
+    """
     n_n, oc_n, ho_n, wo_n = go.shape
     c_n = xp.shape[1]
     m = oc_n // c_n
-    kh = gw.shape[1]
-    kw = gw.shape[2]
+    kh, kw = gw.shape[1], gw.shape[2]
     for t in prange(oc_n * kh * kw):
         oc = t // (kh * kw)
         i = (t // kw) % kh
@@ -158,8 +210,11 @@ def depthwise_weight_grad(go, xp, sh, sw, dh, dw, gw):
         c = oc // m
         acc = 0.0
         for n in range(n_n):
+            plane = xp[n, c]
+            g = go[n, oc]
             for ho in range(ho_n):
-                hi = ho * sh + i * dh
+                seg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
+                grow = g[ho]
                 for wo in range(wo_n):
-                    acc += go[n, oc, ho, wo] * xp[n, c, hi, wo * sw + j * dw]
+                    acc += grow[wo] * seg[wo]
         gw[oc, i, j] = acc

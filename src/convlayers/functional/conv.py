@@ -116,25 +116,25 @@ def _forward_core(x, w, stride, pads, dilation, groups):
     if n == 0 or cout == 0:
         return out
     if _is_depthwise(cin, cin_g, groups):
-        xp = _zero_pad(x, pads)
-        _k.depthwise_forward(xp, np.ascontiguousarray(w.reshape(cout, kh, kw)), stride[0], stride[1],
-                             dilation[0], dilation[1], out)
+        w3 = np.ascontiguousarray(w.reshape(cout, kh, kw))
+        _k.depthwise_forward(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1],
+                             wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], out)
         return out
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
+    xp = _zero_pad(x, pads)
     if kh == 1 and kw == 1:
-        xs = _zero_pad(x, pads)[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
+        xs = xp[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
         xs = np.ascontiguousarray(xs).reshape(n, groups, cin_g, ho * wo)
         np.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
         return out
     k_rows = cin * kh * kw
     step = _chunk(k_rows * ho * wo * x.dtype.itemsize, n)
     cols = np.empty((step, k_rows, ho * wo), dtype=x.dtype)
-    x = np.ascontiguousarray(x)
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         c = cols[:n1 - n0]
-        _k.im2col(x[n0:n1], kh, kw, stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], ho, wo, c)
+        _k.im2col(xp[n0:n1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, c)
         np.matmul(wg, c.reshape(n1 - n0, groups, cin_g * kh * kw, ho * wo),
                   out=out[n0:n1].reshape(n1 - n0, groups, cout_g, ho * wo))
     return out
@@ -164,16 +164,18 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         gxp = np.zeros((n, cin, hp, wp), dtype=dtype)
         gxp[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]] = dxs
         return np.ascontiguousarray(gxp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd])
-    gx = np.zeros(in_shape, dtype=dtype)
+    gx = np.empty(in_shape, dtype=dtype)
     k_rows = cin * kh * kw
     step = _chunk(k_rows * ho * wo * dtype.itemsize, n)
     cols = np.empty((step, groups, cin_g * kh * kw, ho * wo), dtype=dtype)
+    gxp = np.empty((step, cin, hp, wp), dtype=dtype)
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         c = cols[:n1 - n0]
         np.matmul(wgt, go[n0:n1].reshape(n1 - n0, groups, cout_g, ho * wo), out=c)
-        _k.col2im(c.reshape(n1 - n0, k_rows, ho * wo), kh, kw, stride[0], stride[1], pads[0], pads[2],
-                  dilation[0], dilation[1], ho, wo, gx[n0:n1])
+        _k.col2im(c.reshape(n1 - n0, k_rows, ho * wo), kh, kw, stride[0], stride[1], dilation[0], dilation[1],
+                  ho, wo, gxp[:n1 - n0])
+        gx[n0:n1] = gxp[:n1 - n0, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
     return gx
 
 
@@ -203,11 +205,11 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     step = _chunk(k_rows * ho * wo * dtype.itemsize, n)
     cols = np.empty((step, k_rows, ho * wo), dtype=dtype)
     gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
-    x = np.ascontiguousarray(x)
+    xp = _zero_pad(x, pads)
     for n0 in range(0, n, step):
         n1 = min(n, n0 + step)
         c = cols[:n1 - n0]
-        _k.im2col(x[n0:n1], kh, kw, stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1], ho, wo, c)
+        _k.im2col(xp[n0:n1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, c)
         m = n1 - n0
         a = gog[n0:n1].transpose(1, 2, 0, 3).reshape(groups, cout_g, m * ho * wo)
         bt = c.reshape(m, groups, cin_g * kh * kw, ho * wo).transpose(1, 0, 3, 2).reshape(
