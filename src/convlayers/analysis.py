@@ -75,10 +75,6 @@ import numpy as np
 
 __all__ = ["summary", "Summary", "LayerRow", "compare_convs", "ConvComparison", "ConvRow", "flops"]
 
-# The probe understands these NumPy functions (beyond elementwise ufuncs).
-_ARRAY_FUNCTIONS = ("concatenate", "mean", "sum", "reshape", "shape", "ndim", "size")
-
-
 def _prod(values) -> int:
     return int(math.prod(int(v) for v in values))
 
