@@ -212,6 +212,15 @@ def load_npz(path):
     """
     name = os.fspath(path)
     try:
+        with open(name, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise ValueError(f"cannot read {name!r}: {exc.strerror or exc}") from None
+    if magic == b"\x93NUMPY":
+        raise ValueError(f"{name!r} is a .npy array, not an .npz archive with 'x' and 'y'")
+    if magic[:4] != b"PK\x03\x04":
+        raise ValueError(f"{name!r} is not a valid .npz archive (a zip file of .npy arrays, as np.savez writes)")
+    try:
         with np.load(name, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise ValueError(f"{name!r} is a .npy array, not an .npz archive with 'x' and 'y'")
