@@ -1,0 +1,161 @@
+"""PyTorch interop: a ``torch.nn`` twin of any convlayers model, with the same names and weights.
+
+Used by the tests and the benchmark harness to run PyTorch on exactly the
+network convlayers runs, and by users who want to check a port.  Needs the
+optional ``torch`` extra (``pip install convlayers[torch]``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from convlayers import nn
+>>> from convlayers.interop import to_torch
+>>> block = nn.InvertedResidual(16, 16, stride=1, expand_ratio=6).eval()
+>>> twin = to_torch(block)
+>>> x = np.random.default_rng(0).standard_normal((1, 16, 8, 8)).astype(np.float32)
+>>> bool(np.allclose(block(x), twin(__import__("torch").from_numpy(x)).detach().numpy(), atol=1e-5))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import models, nn
+
+__all__ = ["to_torch", "state_dict_to_torch", "state_dict_from_torch"]
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+        raise ImportError("convlayers.interop needs PyTorch: pip install 'convlayers[torch]'") from exc
+    return torch
+
+
+def state_dict_to_torch(state_dict):
+    """NumPy state_dict → ``{name: torch.Tensor}`` (copies)."""
+    torch = _torch()
+    return {k: torch.from_numpy(np.array(v, copy=True)) for k, v in state_dict.items()}
+
+
+def state_dict_from_torch(state_dict):
+    """``torch`` state_dict → ``{name: ndarray}``, ready for :meth:`Module.load_state_dict`."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in state_dict.items()}
+
+
+# Forward passes of the composite modules, written against torch twins that carry
+# the same child names; each mirrors the convlayers class's forward.
+def _forward_depthwise_separable(self, x):
+    return self.pointwise(self.depthwise(x))
+
+
+def _forward_mobile_block(self, x):
+    return self.project(self.relu(self.depthwise(self.relu(self.expand(x)))))
+
+
+def _forward_inverted_residual(self, x):
+    return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+def _forward_basic_block(self, x):
+    downsample = getattr(self, "downsample", None)  # a None child is not registered
+    identity = x if downsample is None else downsample(x)
+    out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+    return self.relu(out + identity)
+
+
+def _forward_resnet(self, x):
+    x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+    x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+    return self.fc(self.avgpool(x).flatten(1))
+
+
+def _forward_mobilenet_v2(self, x):
+    torch = _torch()
+    x = torch.nn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+    return self.classifier(x.flatten(1))
+
+
+_COMPOSITES = {
+    nn.DepthwiseSeparable: (_forward_depthwise_separable, ()),
+    nn.MobileBlock: (_forward_mobile_block, ()),
+    nn.InvertedResidual: (_forward_inverted_residual, ("use_res_connect",)),
+    models.BasicBlock: (_forward_basic_block, ()),
+    models.ResNet: (_forward_resnet, ()),
+    models.MobileNetV2: (_forward_mobilenet_v2, ()),
+}
+
+
+def _leaf_twin(m, tnn):
+    if isinstance(m, nn.Conv2d):
+        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
+                          bias=m.bias is not None, padding_mode=m.padding_mode)
+    if isinstance(m, nn.ConvTranspose2d):
+        return tnn.ConvTranspose2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                   m.output_padding, m.groups, bias=m.bias is not None, dilation=m.dilation)
+    if isinstance(m, nn.BatchNorm2d):
+        return tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+    if isinstance(m, nn.Linear):
+        return tnn.Linear(m.in_features, m.out_features, bias=m.bias is not None)
+    if isinstance(m, nn.MaxPool2d):
+        return tnn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode)
+    if isinstance(m, nn.AvgPool2d):
+        return tnn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                             m.divisor_override)
+    if isinstance(m, nn.AdaptiveAvgPool2d):
+        return tnn.AdaptiveAvgPool2d(m.output_size)
+    simple = {nn.ReLU: tnn.ReLU, nn.ReLU6: tnn.ReLU6, nn.Identity: tnn.Identity}
+    for cls, tcls in simple.items():
+        if type(m) is cls:
+            return tcls()
+    if isinstance(m, nn.Flatten):
+        return tnn.Flatten(m.start_dim, m.end_dim)
+    if isinstance(m, nn.Dropout):
+        return tnn.Dropout(m.p)
+    return None
+
+
+def _twin(m, torch):
+    leaf = _leaf_twin(m, torch.nn)
+    if leaf is not None:
+        return leaf
+    if isinstance(m, nn.Sequential):
+        return torch.nn.Sequential(*[_twin(child, torch) for child in m.children()])
+    for cls, (forward, attrs) in _COMPOSITES.items():
+        if type(m) is cls:
+            twin_cls = type(f"Torch{cls.__name__}", (torch.nn.Module,), {"forward": forward})
+            twin = twin_cls()
+            for name, child in m._modules.items():
+                setattr(twin, name, None if child is None else _twin(child, torch))
+            for attr in attrs:
+                setattr(twin, attr, getattr(m, attr))
+            return twin
+    raise TypeError(f"to_torch: no torch twin for {type(m).__name__}; supported: nn layers, Sequential and "
+                    f"{', '.join(c.__name__ for c in _COMPOSITES)}")
+
+
+def to_torch(module):
+    """Build the ``torch.nn`` twin of ``module`` and copy its weights and buffers into it.
+
+    Parameters
+    ----------
+    module : convlayers.nn.Module
+        Layers of ``convlayers.nn``, ``Sequential`` nests, the seed's blocks or
+        the models of ``convlayers.models``.
+
+    Returns
+    -------
+    torch.nn.Module
+        Same structure and ``state_dict`` keys, in the dtype of the parameters,
+        in the same train/eval mode.
+    """
+    torch = _torch()
+    twin = _twin(module, torch)
+    state = module.state_dict()
+    dtypes = {np.asarray(v).dtype for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    if dtypes == {np.dtype(np.float64)}:
+        twin = twin.double()
+    twin.load_state_dict(state_dict_to_torch(state), strict=True)
+    twin.train(module.training)
+    return twin
