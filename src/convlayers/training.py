@@ -206,7 +206,7 @@ def save_weights(model_or_state, path):
     """
     path = os.fspath(path)
     state = model_or_state.state_dict() if isinstance(model_or_state, Module) else dict(model_or_state)
-    arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    arrays = {k: np.array(v, order="C") for k, v in state.items()}   # (ascontiguousarray makes 0-d arrays 1-d)
     if path.endswith(".npz"):
         def write(fh):
             np.savez(fh, **arrays)
