@@ -460,12 +460,12 @@ def test_seed_worked_example_and_depthwise_separable():
     assert_close(got, want)
 
 
-def test_large_batch_is_chunked_without_changing_results(monkeypatch):
+def test_row_tiling_does_not_change_results(monkeypatch):
     import convlayers.functional.conv as conv_module
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
     whole = F.conv2d(x, w, padding=1)
-    monkeypatch.setattr(conv_module, "_COLS_BUDGET_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(conv_module, "_COLS_BUDGET_BYTES", 1)  # one output row per tile
     np.testing.assert_allclose(F.conv2d(x, w, padding=1), whole, rtol=1e-13)
     gi, gw, _ = F.conv2d_backward(np.ones_like(whole), x, w, padding=1)
     monkeypatch.undo()

@@ -25,23 +25,23 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def im2col(xp, kh, kw, sh, sw, dh, dw, ho_n, wo_n, cols):
-    """Unroll windows: ``cols[n, (c*kh + i)*kw + j, ho*wo_n + wo] = xp[n, c, ho*sh + i*dh, wo*sw + j*dw]``.
+def im2col(xp, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, cols):
+    """Unroll the windows of output rows ``r0 ≤ ho < r1`` of one sample into columns.
 
-    ``xp`` is the zero-padded (N, C, Hp, Wp) input; ``cols`` is (N, C*kh*kw, ho_n*wo_n).
+    ``cols[(c*kh + i)*kw + j, (ho - r0)*wo_n + wo] = xp[c, ho*sh + i*dh, wo*sw + j*dw]``,
+    with ``xp`` the zero-padded (C, Hp, Wp) sample and ``cols`` a C-contiguous
+    (C*kh*kw, (r1 - r0)*wo_n) tile.
     """
-    n_n, c_n = xp.shape[0], xp.shape[1]
+    c_n = xp.shape[0]
     k = kh * kw
-    for t in prange(n_n * c_n * k):
-        n = t // (c_n * k)
-        row = t % (c_n * k)
+    for row in prange(c_n * k):
         c = row // k
         i = (row // kw) % kh
         j = row % kw
-        dst_row = cols[n, row]
-        plane = xp[n, c]
-        for ho in range(ho_n):
-            dst = dst_row[ho * wo_n:(ho + 1) * wo_n]
+        dst_row = cols[row]
+        plane = xp[c]
+        for ho in range(r0, r1):
+            dst = dst_row[(ho - r0) * wo_n:(ho - r0 + 1) * wo_n]
             if sw == 1:  # a unit-stride slice is typed contiguous, so this loop vectorises
                 seg = plane[ho * sh + i * dh, j * dw:j * dw + wo_n]
                 for wo in range(wo_n):
@@ -53,25 +53,16 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, ho_n, wo_n, cols):
 
 
 @njit(cache=True, parallel=True)
-def col2im(cols, kh, kw, sh, sw, dh, dw, ho_n, wo_n, gxp):
-    """Adjoint of :func:`im2col`: add every column entry back to the padded pixel it came from.
-
-    ``gxp`` is (N, C, Hp, Wp), overwritten; crop the padding afterwards.
-    """
-    n_n, c_n, hp, wp = gxp.shape
-    for nc in prange(n_n * c_n):
-        n = nc // c_n
-        c = nc % c_n
-        plane = gxp[n, c]
-        for a in range(hp):
-            prow = plane[a]
-            for b in range(wp):
-                prow[b] = 0
+def col2im(cols, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, gxp):
+    """Adjoint of :func:`im2col`: add a tile of columns back onto the padded (C, Hp, Wp) sample ``gxp``."""
+    c_n = gxp.shape[0]
+    for c in prange(c_n):
+        plane = gxp[c]
         for i in range(kh):
             for j in range(kw):
-                src_row = cols[n, (c * kh + i) * kw + j]
-                for ho in range(ho_n):
-                    src = src_row[ho * wo_n:(ho + 1) * wo_n]
+                src_row = cols[(c * kh + i) * kw + j]
+                for ho in range(r0, r1):
+                    src = src_row[(ho - r0) * wo_n:(ho - r0 + 1) * wo_n]
                     if sw == 1:
                         seg = plane[ho * sh + i * dh, j * dw:j * dw + wo_n]
                         for wo in range(wo_n):
@@ -80,19 +71,6 @@ def col2im(cols, kh, kw, sh, sw, dh, dw, ho_n, wo_n, gxp):
                         sseg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
                         for wo in range(wo_n):
                             sseg[wo] += src[wo]
-
-
-@njit(cache=True)
-def _flat_plane(x, pt, pl, hp, wp, buf):
-    """Copy the (H, W) plane ``x`` into the zeroed flat buffer of a (hp, wp) padded plane."""
-    for q in range(buf.shape[0]):
-        buf[q] = 0
-    h, w = x.shape
-    for a in range(h):
-        dst = buf[(a + pt) * wp + pl:(a + pt) * wp + pl + w]
-        src = x[a]
-        for b in range(w):
-            dst[b] = src[b]
 
 
 @njit(cache=True)

@@ -25,8 +25,9 @@ from .padding import pad_backward as _pad_backward
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_transpose2d_backward"]
 
-# Upper bound on the im2col buffer; larger batches are processed in chunks.
-_COLS_BUDGET_BYTES = 32 * 2**20
+# Upper bound on the im2col tile: one sample at a time, in bands of output rows,
+# so that peak memory stays near PyTorch's and the tile stays in cache.
+_COLS_BUDGET_BYTES = 4 * 2**20
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -96,8 +97,9 @@ def _zero_pad(x, pads):
     return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
 
 
-def _chunk(per_sample_bytes, n):
-    return int(max(1, min(n, _COLS_BUDGET_BYTES // max(per_sample_bytes, 1))))
+def _tile_rows(bytes_per_output_row, ho):
+    """How many output rows of one sample to unroll at once so the im2col tile fits the budget."""
+    return int(max(1, min(ho, _COLS_BUDGET_BYTES // max(bytes_per_output_row, 1))))
 
 
 def _is_depthwise(cin, cin_g, groups):
@@ -129,14 +131,19 @@ def _forward_core(x, w, stride, pads, dilation, groups):
         np.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
         return out
     k_rows = cin * kh * kw
-    step = _chunk(k_rows * ho * wo * x.dtype.itemsize, n)
-    cols = np.empty((step, k_rows, ho * wo), dtype=x.dtype)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        c = cols[:n1 - n0]
-        _k.im2col(xp[n0:n1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, c)
-        np.matmul(wg, c.reshape(n1 - n0, groups, cin_g * kh * kw, ho * wo),
-                  out=out[n0:n1].reshape(n1 - n0, groups, cout_g, ho * wo))
+    tile = _tile_rows(k_rows * wo * x.dtype.itemsize, ho)
+    buf = np.empty(k_rows * tile * wo, dtype=x.dtype)
+    for s in range(n):
+        xs = _zero_pad(x[s:s + 1], pads)[0]
+        for r0 in range(0, ho, tile):
+            r1 = min(ho, r0 + tile)
+            cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
+            _k.im2col(xs, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
+            colg = cols.reshape(groups, cin_g * kh * kw, (r1 - r0) * wo)
+            if r1 - r0 == ho:
+                np.matmul(wg, colg, out=out[s].reshape(groups, cout_g, ho * wo))
+            else:
+                out[s, :, r0:r1, :] = np.matmul(wg, colg).reshape(cout, r1 - r0, wo)
     return out
 
 
@@ -166,16 +173,16 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         return np.ascontiguousarray(gxp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd])
     gx = np.empty(in_shape, dtype=dtype)
     k_rows = cin * kh * kw
-    step = _chunk(k_rows * ho * wo * dtype.itemsize, n)
-    cols = np.empty((step, groups, cin_g * kh * kw, ho * wo), dtype=dtype)
-    gxp = np.empty((step, cin, hp, wp), dtype=dtype)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        c = cols[:n1 - n0]
-        np.matmul(wgt, go[n0:n1].reshape(n1 - n0, groups, cout_g, ho * wo), out=c)
-        _k.col2im(c.reshape(n1 - n0, k_rows, ho * wo), kh, kw, stride[0], stride[1], dilation[0], dilation[1],
-                  ho, wo, gxp[:n1 - n0])
-        gx[n0:n1] = gxp[:n1 - n0, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
+    tile = _tile_rows(k_rows * wo * dtype.itemsize, ho)
+    gxp = np.empty((cin, hp, wp), dtype=dtype)
+    for s in range(n):
+        gxp[...] = 0
+        for r0 in range(0, ho, tile):
+            r1 = min(ho, r0 + tile)
+            gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
+            cols = np.matmul(wgt, gos).reshape(k_rows, (r1 - r0) * wo)
+            _k.col2im(cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, gxp)
+        gx[s] = gxp[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
     return gx
 
 
@@ -202,19 +209,17 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         bt = xs.transpose(1, 0, 3, 2).reshape(groups, n * ho * wo, cin_g)
         return np.matmul(a, bt).reshape(w_shape)
     k_rows = cin * kh * kw
-    step = _chunk(k_rows * ho * wo * dtype.itemsize, n)
-    cols = np.empty((step, k_rows, ho * wo), dtype=dtype)
+    tile = _tile_rows(k_rows * wo * dtype.itemsize, ho)
+    buf = np.empty(k_rows * tile * wo, dtype=dtype)
     gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
-    xp = _zero_pad(x, pads)
-    for n0 in range(0, n, step):
-        n1 = min(n, n0 + step)
-        c = cols[:n1 - n0]
-        _k.im2col(xp[n0:n1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], ho, wo, c)
-        m = n1 - n0
-        a = gog[n0:n1].transpose(1, 2, 0, 3).reshape(groups, cout_g, m * ho * wo)
-        bt = c.reshape(m, groups, cin_g * kh * kw, ho * wo).transpose(1, 0, 3, 2).reshape(
-            groups, m * ho * wo, cin_g * kh * kw)
-        gw += np.matmul(a, bt)
+    for s in range(n):
+        xs = _zero_pad(x[s:s + 1], pads)[0]
+        for r0 in range(0, ho, tile):
+            r1 = min(ho, r0 + tile)
+            cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
+            _k.im2col(xs, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
+            gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
+            gw += np.matmul(gos, cols.reshape(groups, cin_g * kh * kw, (r1 - r0) * wo).transpose(0, 2, 1))
     return gw.reshape(w_shape)
 
 
