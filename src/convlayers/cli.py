@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": "compare",
     "train": "train",
     "demo": "demo",
+    "bench": "bench",
 }
 
 
