@@ -18,8 +18,12 @@ array([0., 4., 4., 0., 0.])
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
+import os
+import queue
+import threading
 from types import MappingProxyType
 
 import numpy as np
@@ -249,6 +253,91 @@ def _choose_method(kshape, factors, is_int, itemsize):
     limit = _FFT_TAPS_2D * (2 if itemsize <= 4 else 1)
     return "fft" if kh * kw > limit else "direct"
 
+# ----------------------------------------------------------------------------- threads
+
+# Smallest block worth handing to another thread, in multiply-adds (~50 us of work):
+# a block costs a few microseconds of Python dispatch.
+_BLOCK_MACS = 1 << 18
+_BLOCKS_PER_THREAD = 4
+
+
+class _RowJob:
+    """Row blocks of one call, claimed one at a time by whichever thread is free.
+
+    The calling thread works too and never waits for a helper that has not
+    started: a late helper finds nothing left to claim. It only waits for blocks
+    already running elsewhere.
+    """
+
+    def __init__(self, fn, args, nrows, step):
+        self.fn, self.args, self.nrows, self.step = fn, args, nrows, step
+        self.nblocks = -(-nrows // step)
+        self.claim = itertools.count()  # next() is atomic under the GIL
+        self.lock = threading.Lock()
+        self.done = 0
+        self.finished = threading.Event()
+        self.error = None
+
+    def work(self):
+        while True:
+            i = next(self.claim)
+            if i >= self.nblocks:
+                return
+            r0 = i * self.step
+            try:
+                self.fn(*self.args, r0, min(r0 + self.step, self.nrows))
+            except BaseException as exc:  # re-raised in the calling thread
+                self.error = exc
+            with self.lock:
+                self.done += 1
+                if self.done == self.nblocks:
+                    self.finished.set()
+
+
+_pool_lock = threading.Lock()
+_pool = {"pid": None, "queue": None, "size": 0}
+
+
+def _helpers(n):
+    """A queue served by at least ``n`` daemon helper threads (recreated after fork)."""
+    with _pool_lock:
+        if _pool["pid"] != os.getpid():
+            _pool.update(pid=os.getpid(), queue=queue.SimpleQueue(), size=0)
+        q = _pool["queue"]
+        while _pool["size"] < n:
+            threading.Thread(target=_serve, args=(q,), daemon=True,
+                             name=f"convlayers-filters-{_pool['size']}").start()
+            _pool["size"] += 1
+        return q
+
+
+def _serve(q):
+    while True:
+        job = q.get()
+        job.work()
+        del job  # drop the arrays now rather than at the next job
+
+
+def _run_row_blocks(fn, args, nrows, macs_per_row):
+    """``fn(*args, row0, row1)`` over ``range(nrows)`` in blocks, on numba's thread budget."""
+    import numba
+
+    threads = numba.get_num_threads()
+    step = max(-(-nrows // (threads * _BLOCKS_PER_THREAD)),
+               -(-_BLOCK_MACS // max(macs_per_row, 1)))
+    if threads <= 1 or step >= nrows:
+        fn(*args, 0, nrows)
+        return
+    job = _RowJob(fn, args, nrows, step)
+    q = _helpers(min(threads, job.nblocks) - 1)
+    for _ in range(min(threads, job.nblocks) - 1):
+        q.put(job)
+    job.work()
+    job.finished.wait()
+    if job.error is not None:
+        raise job.error
+
+
 def _fft_correlate_valid(p, k, out_shape):
     """'valid' correlation of p with k through the FFT, in float64/complex128."""
     ph, pw = p.shape
@@ -314,30 +403,34 @@ def _correlate_core(a, kk, mode, boundary, fillvalue, method, out_dtype, kernel_
     # Integer routes that go through floats round to nearest, like scipy.signal.convolve.
     work = cdt if not (is_int and method != "direct") else np.dtype(np.float64)
 
-    # Pad once; the kernels then never look at the boundary rule.
-    if before == (0, 0) and after == (0, 0):
-        p = np.ascontiguousarray(a, dtype=work)
-    else:
-        a_c = np.ascontiguousarray(a, dtype=work)
-        rmap = _extension_map(n0, before[0], after[0], boundary)
-        cmap = _extension_map(n1, before[1], after[1], boundary)
-        p = np.empty((rmap.size, cmap.size), dtype=work)
-        if work.kind in "iu" and fill > np.iinfo(np.int64).max:
-            fill -= 1 << 64  # uint64 fill value: same bits in the int64 accumulator
-        fill_w = work.type(fill)
-        K.pad2d(a_c, rmap, cmap, before[1], fill_w, p)
+    a_c = np.ascontiguousarray(a, dtype=work)
+    if work.kind in "iu" and fill > np.iinfo(np.int64).max:
+        fill -= 1 << 64  # uint64 fill value: same bits in the int64 accumulator
+    rmap = _extension_map(n0, before[0], after[0], boundary)
+    cmap = _extension_map(n1, before[1], after[1], boundary)
 
-    if method == "fft":
-        res = _fft_correlate_valid(p, kk, (oh, ow))
-    elif method == "separable":
-        u, v = factors
-        tmp = np.empty((p.shape[0], ow), dtype=work)
-        K.correlate_rows(p, np.ascontiguousarray(v, dtype=work), tmp)
+    if method == "direct":
+        # The boundary is folded into the kernel (through rmap/cmap): no padded copy,
+        # which for a small kernel would cost as much as the filtering itself.
         res = np.empty((oh, ow), dtype=work)
-        K.correlate_cols(tmp, np.ascontiguousarray(u, dtype=work), res)
+        _run_row_blocks(K.correlate_folded,
+                        (a_c, rmap, cmap, before[1], np.full(n1, fill, dtype=work),
+                         np.ascontiguousarray(kk, dtype=work), res), oh, ow * kh * kw)
     else:
-        res = np.empty((oh, ow), dtype=work)
-        K.correlate_valid(p, np.ascontiguousarray(kk, dtype=work), res)
+        # Pad once; the kernels then never look at the boundary rule.
+        if before == (0, 0) and after == (0, 0):
+            p = a_c
+        else:
+            p = np.empty((rmap.size, cmap.size), dtype=work)
+            K.pad2d(a_c, rmap, cmap, before[1], work.type(fill), p)
+        if method == "fft":
+            res = _fft_correlate_valid(p, kk, (oh, ow))
+        else:
+            u, v = factors
+            tmp = np.empty((p.shape[0], ow), dtype=work)
+            K.correlate_rows(p, np.ascontiguousarray(v, dtype=work), tmp)
+            res = np.empty((oh, ow), dtype=work)
+            K.correlate_cols(tmp, np.ascontiguousarray(u, dtype=work), res)
 
     if is_int:
         if res.dtype.kind == "f":
