@@ -288,3 +288,31 @@ def test_gradient_magnitude_and_bank_errors():
     with pytest.raises(ValueError, match="kernel must not be empty"):
         apply(img, np.ones((0, 0)))
     assert list(filter_bank(img, "blur, laplacian")) == ["blur", "laplacian"]
+
+
+def test_zero_taps_propagate_inf_like_scipy():
+    a = np.ones((6, 7))
+    a[3, 3] = np.inf
+    for name in ("vertical", "sobel_y", "laplacian"):
+        np.testing.assert_array_equal(
+            convolve2d(a, FILTERS[name], "same", "symm"),
+            scipy_signal.convolve2d(a, FILTERS[name], "same", "symm"))
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("k_shape", [(3, 3), (2, 5)])
+def test_direct_row_blocks_on_two_threads(boundary, k_shape):
+    """Large enough to be split into row blocks across threads; every block must match."""
+    import numba
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((301, 257)).astype(np.float32)
+    k = rng.standard_normal(k_shape).astype(np.float32)
+    old = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for mode in MODES:
+            ref = scipy_signal.convolve2d(a, k, mode, boundary, fillvalue=1.5)
+            got = convolve2d(a, k, mode, boundary, fillvalue=1.5, method="direct")
+            np.testing.assert_allclose(got, ref, **_tol(ref, np.float32))
+    finally:
+        numba.set_num_threads(old)
