@@ -142,57 +142,111 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
                 drow[wo] = row[wo]
 
 
+@njit(cache=True)
+def _flat_rows(g, wq, buf):
+    """Lay the (Ho, Wo) plane ``g`` out with row stride ``wq`` in the flat ``buf`` (junk columns zeroed)."""
+    ho_n, wo_n = g.shape
+    for q in range(buf.shape[0]):
+        buf[q] = 0
+    for ho in range(ho_n):
+        dst = buf[ho * wq:ho * wq + wo_n]
+        src = g[ho]
+        for wo in range(wo_n):
+            dst[wo] = src[wo]
+
+
+@njit(cache=True)
+def _unphase_plane(buf, pt, pl, sh, sw, hq, wq, gx):
+    """Inverse of :func:`_phase_planes` for the unpadded pixels: gather phase planes back into ``gx`` (H, W)."""
+    h, w = gx.shape
+    for r in range(h):
+        pr = r + pt
+        dst = gx[r]
+        if sw == 1:
+            base = (pr % sh) * hq * wq + (pr // sh) * wq + pl
+            src = buf[base:base + w]
+            for col in range(w):
+                dst[col] = src[col]
+            continue
+        for b in range(sw):
+            col0 = (b - pl) % sw
+            if col0 >= w:
+                continue
+            count = (w - col0 + sw - 1) // sw
+            base = ((pr % sh) * sw + b) * hq * wq + (pr // sh) * wq + (col0 + pl) // sw
+            src = buf[base:base + count]
+            sdst = dst[col0:col0 + sw * (count - 1) + 1:sw]
+            for t in range(count):
+                sdst[t] = src[t]
+
+
 @njit(cache=True, parallel=True)
-def depthwise_input_grad(go, w, sh, sw, dh, dw, gxp):
-    """Gradient of the depthwise correlation with respect to its padded input (``gxp`` overwritten)."""
+def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
+    """Gradient of :func:`depthwise_forward` with respect to its (unpadded) input ``gx``, overwritten.
+
+    The adjoint of the forward's shifted multiply-adds: each tap adds the
+    scaled output gradient, laid out on the phase grid, back at its shift.
+    """
     n_n, oc_n, ho_n, wo_n = go.shape
-    c_n, hp, wp = gxp.shape[1], gxp.shape[2], gxp.shape[3]
+    c_n = gx.shape[1]
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
+    hq = (hp + sh - 1) // sh
+    wq = (wp + sw - 1) // sw
+    plane_q = hq * wq
+    length = (ho_n - 1) * wq + wo_n
     for nc in prange(n_n * c_n):
         n = nc // c_n
         c = nc % c_n
-        plane = gxp[n, c]
-        for a in range(hp):
-            prow = plane[a]
-            for b in range(wp):
-                prow[b] = 0
+        acc = np.zeros(sh * sw * plane_q, dtype=gx.dtype)
+        g = np.empty(length, dtype=gx.dtype)
         for oc in range(c * m, (c + 1) * m):
-            g = go[n, oc]
-            for ho in range(ho_n):
-                grow = g[ho]
-                for i in range(kh):
-                    prow = plane[ho * sh + i * dh]
-                    for j in range(kw):
-                        wv = w[oc, i, j]
-                        seg = prow[j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
-                        for wo in range(wo_n):
-                            seg[wo] += wv * grow[wo]
+            _flat_rows(go[n, oc], wq, g)
+            for i in range(kh):
+                for j in range(kw):
+                    wv = w[oc, i, j]
+                    a, r = (i * dh) % sh, (i * dh) // sh
+                    b, q = (j * dw) % sw, (j * dw) // sw
+                    off = (a * sw + b) * plane_q + r * wq + q
+                    seg = acc[off:off + length]
+                    for t in range(length):
+                        seg[t] += wv * g[t]
+        _unphase_plane(acc, pt, pl, sh, sw, hq, wq, gx[n, c])
 
 
-@njit(cache=True, parallel=True)
-def depthwise_weight_grad(go, xp, sh, sw, dh, dw, gw):
-    """Gradient of the depthwise correlation with respect to ``w`` (C*m, kh, kw), overwritten.
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+def depthwise_weight_grad(go, x, pt, pl, hp, wp, sh, sw, dh, dw, gw):
+    """Gradient of :func:`depthwise_forward` with respect to ``w`` (C*m, kh, kw), overwritten.
 
-    Each tap's gradient is a dot product between the output gradient and the
-    input shifted by that tap; it is accumulated in float64.
+    Each tap's gradient is the dot product of the output gradient with the
+    input shifted by that tap; per-plane sums are reassociated (so they
+    vectorise) and the planes are added up in float64.
     """
     n_n, oc_n, ho_n, wo_n = go.shape
-    c_n = xp.shape[1]
+    c_n = x.shape[1]
     m = oc_n // c_n
     kh, kw = gw.shape[1], gw.shape[2]
-    for t in prange(oc_n * kh * kw):
-        oc = t // (kh * kw)
-        i = (t // kw) % kh
-        j = t % kw
-        c = oc // m
-        acc = 0.0
+    hq = (hp + sh - 1) // sh
+    wq = (wp + sw - 1) // sw
+    plane_q = hq * wq
+    length = (ho_n - 1) * wq + wo_n
+    for oc in prange(oc_n):
+        src = np.empty(sh * sw * plane_q, dtype=x.dtype)
+        g = np.empty(length, dtype=x.dtype)
+        total = np.zeros(kh * kw)
         for n in range(n_n):
-            plane = xp[n, c]
-            g = go[n, oc]
-            for ho in range(ho_n):
-                seg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
-                grow = g[ho]
-                for wo in range(wo_n):
-                    acc += grow[wo] * seg[wo]
-        gw[oc, i, j] = acc
+            _phase_planes(x[n, oc // m], pt, pl, hp, wp, sh, sw, hq, wq, src)
+            _flat_rows(go[n, oc], wq, g)
+            for i in range(kh):
+                for j in range(kw):
+                    a, r = (i * dh) % sh, (i * dh) // sh
+                    b, q = (j * dw) % sw, (j * dw) // sw
+                    off = (a * sw + b) * plane_q + r * wq + q
+                    seg = src[off:off + length]
+                    part = seg[0] * 0
+                    for t in range(length):
+                        part += g[t] * seg[t]
+                    total[i * kw + j] += part
+        for i in range(kh):
+            for j in range(kw):
+                gw[oc, i, j] = total[i * kw + j]

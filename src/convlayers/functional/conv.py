@@ -158,11 +158,21 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
     go = np.ascontiguousarray(go)
     hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
     if _is_depthwise(cin, cin_g, groups):
-        gxp = np.empty((n, cin, hp, wp), dtype=dtype)
-        _k.depthwise_input_grad(go, np.ascontiguousarray(w.reshape(cout, kh, kw)), stride[0], stride[1],
-                                dilation[0], dilation[1], gxp)
-        return np.ascontiguousarray(gxp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd])
+        gx = np.empty(in_shape, dtype=dtype)
+        _k.depthwise_input_grad(go, np.ascontiguousarray(w.reshape(cout, kh, kw), dtype=dtype), pads[0], pads[2],
+                                hp, wp, stride[0], stride[1], dilation[0], dilation[1], gx)
+        return gx
     cout_g = cout // groups
+    full = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    # bottom/right pads that make the output exactly (h, wd); transposed convs with output_padding need more
+    back_pads = (full[0] - pads[0], h - ho + pads[0], full[1] - pads[2], wd - wo + pads[2])
+    if stride == (1, 1) and min(back_pads) >= 0 and (kh > 1 or kw > 1):
+        # At stride 1 the input gradient is itself a convolution: the output gradient, padded to
+        # "full", correlated with the flipped, channel-transposed kernel.  That reuses the
+        # forward's im2col + BLAS path instead of a scatter (col2im).
+        wt = w.reshape(groups, cout_g, cin_g, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+        wt = np.ascontiguousarray(wt).reshape(cin, cout_g, kh, kw)
+        return _forward_core(go, wt, (1, 1), back_pads, dilation, groups)
     wgt = np.ascontiguousarray(w.reshape(groups, cout_g, cin_g * kh * kw).transpose(0, 2, 1))
     if kh == 1 and kw == 1:
         dxs = np.matmul(wgt, go.reshape(n, groups, cout_g, ho * wo)).reshape(n, cin, ho, wo)
@@ -197,7 +207,8 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     go = np.ascontiguousarray(go)
     if _is_depthwise(cin, cin_g, groups):
         gw = np.empty((cout, kh, kw), dtype=dtype)
-        _k.depthwise_weight_grad(go, _zero_pad(x, pads), stride[0], stride[1], dilation[0], dilation[1], gw)
+        _k.depthwise_weight_grad(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
+                                 wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
         return gw.reshape(w_shape)
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
