@@ -370,3 +370,13 @@ def test_double_casts_floats_but_not_counters():
     assert bn.num_batches_tracked.dtype == np.int64
     out = bn(np.ones((2, 2, 3, 3)))
     assert out.dtype == np.float64
+
+
+def test_init_functions_accept_plain_arrays():
+    nn.init.manual_seed(0)
+    a = nn.init.normal_(np.empty(1000))
+    assert abs(a.std() - 1) < 0.1
+    b = nn.init.kaiming_uniform_(np.empty((8, 4, 3, 3), dtype=np.float32), a=math.sqrt(5))
+    assert b.dtype == np.float32 and np.abs(b).max() <= 1 / math.sqrt(36)
+    with pytest.raises(TypeError, match="tensor"):
+        nn.init.zeros_([1, 2])

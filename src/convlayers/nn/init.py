@@ -43,7 +43,8 @@ def manual_seed(seed: int) -> None:
 
 
 def _array(tensor):
-    array = getattr(tensor, "data", tensor)
+    # An ndarray's own ``.data`` is its raw buffer, so only unwrap non-arrays.
+    array = tensor if isinstance(tensor, np.ndarray) else getattr(tensor, "data", None)
     if not isinstance(array, np.ndarray):
         raise TypeError(f"tensor must be a Parameter, Tensor or ndarray, got {type(tensor).__name__}")
     return array
