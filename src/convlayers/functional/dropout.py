@@ -60,6 +60,12 @@ def dropout_mask(shape, p, dtype, generator=None):
 
     Shared by :func:`dropout` and its autograd version, whose gradient is the
     same mask times the incoming gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sorted(set(dropout_mask((1000,), 0.5, np.float32, np.random.default_rng(0)).tolist()))
+    [0.0, 2.0]
     """
     if p == 1.0:
         return np.zeros(shape, dtype=dtype)

@@ -102,6 +102,12 @@ def pad_backward(grad_output, input_shape, pad, mode="constant"):
     Each output position came from one input position (or from the fill value);
     padding a grid of flat input indices with the same mode tells which, and
     ``bincount`` adds the gradients that share a source.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pad_backward(np.ones((1, 5)), (1, 3), (1, 1), mode="replicate")   # edges were copied twice
+    array([[2., 1., 2.]])
     """
     widths = _pad_widths(tuple(input_shape), pad, mode)
     g = np.asarray(grad_output)
