@@ -21,6 +21,7 @@ import numpy as np
 from . import functional as F
 from .autograd import Tensor, _result, _unbroadcast
 from .functional import loss as _loss
+from .functional import norm as _norm
 from .functional.dropout import dropout_mask
 
 _PENDING: list[tuple[str, object]] = []
@@ -175,23 +176,20 @@ def _batch_norm(func, a):
     xd, wd = _d(x), _d(w)
     running_mean, running_var = _d(a["running_mean"]), _d(a["running_var"])
     training, eps = a["training"], a["eps"]
-    use_batch_stats = training or running_mean is None
-    if not use_batch_stats:
+    if not training and running_mean is not None and running_var is not None:
         # The forward may be followed by a training step that updates the
         # running statistics in place; the backward needs today's values.
         saved_mean, saved_var = np.array(running_mean), np.array(running_var)
-    out = func(xd, running_mean, running_var, wd, _d(b), training=training,
-               momentum=a["momentum"], eps=eps)
+    out, saved = _norm.batch_norm_forward(xd, running_mean, running_var, wd, _d(b), training=training,
+                                          momentum=a["momentum"], eps=eps)
 
     def backward(g):
+        if saved is not None:
+            return _norm.batch_norm_train_backward(g, saved, need_input=_needs(x))
         axes = (0,) + tuple(range(2, xd.ndim))
         shape = [1] * xd.ndim
         shape[1] = -1
-        if use_batch_stats:
-            mean = xd.mean(axis=axes, keepdims=True)
-            var = ((xd - mean) ** 2).mean(axis=axes, keepdims=True)
-        else:
-            mean, var = saved_mean.reshape(shape), saved_var.reshape(shape)
+        mean, var = saved_mean.reshape(shape), saved_var.reshape(shape)
         invstd = 1.0 / np.sqrt(var + eps)
         xhat = (xd - mean) * invstd
         gamma = 1.0 if wd is None else wd.reshape(shape)
@@ -199,13 +197,7 @@ def _batch_norm(func, a):
         grad_weight = (g * xhat).sum(axis=axes)
         grad_input = None
         if _needs(x):
-            if use_batch_stats:
-                count = xd.size // xd.shape[1]
-                grad_input = (gamma * invstd / count) * (
-                    count * g - grad_bias.reshape(shape) - xhat * grad_weight.reshape(shape))
-            else:
-                grad_input = g * gamma * invstd
-            grad_input = grad_input.astype(xd.dtype, copy=False)
+            grad_input = (g * gamma * invstd).astype(xd.dtype, copy=False)
         return grad_input, grad_weight, grad_bias
 
     return _result(out, (x, w, b), backward)

@@ -7,9 +7,13 @@ import numbers
 import numpy as np
 
 from .._dispatch import tensor_aware
+from .._kernels import norm as _k
 from ._validate import as_array, float_dtype
 
 __all__ = ["batch_norm"]
+
+# Below this many elements a parallel launch costs more than the serial pass (see _kernels/norm.py).
+_PARALLEL_MIN_SIZE = 1 << 21
 
 
 @tensor_aware
@@ -43,6 +47,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     >>> batch_norm(x, np.zeros(1), np.ones(1), training=True, eps=0.0).ravel()
     array([-1.,  1.])
     """
+    return batch_norm_forward(input, running_mean, running_var, weight, bias, training, momentum, eps)[0]
+
+
+def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                       eps=1e-5):
+    """:func:`batch_norm` on arrays, also returning what :func:`batch_norm_train_backward` needs.
+
+    Returns ``(out, saved)``; ``saved`` is None in evaluation mode.
+    """
     x = as_array(input, "input")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be at least 2-D (N, C, ...), got shape {x.shape}")
@@ -61,16 +74,20 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
     if not isinstance(eps, numbers.Real) or eps < 0:
         raise ValueError(f"batch_norm: eps must be a non-negative number, got {eps!r}")
-    axes = (0, *range(2, x.ndim))
     count = x.size // max(c, 1)
     if training and count <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
     dtype = float_dtype(x, *(a for a in arrays.values() if a is not None))
-    xf = x.astype(dtype, copy=False)
-    shape = (1, c) + (1,) * (x.ndim - 2)
     if training:
-        mean = xf.mean(axis=axes)
-        var = xf.var(axis=axes)
+        x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, -1)
+        w, b = arrays["weight"], arrays["bias"]
+        w = np.ones(c, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype)
+        b = np.zeros(c, dtype=dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
+        out = np.empty(x3.shape, dtype=dtype)
+        mean, var = np.empty(c), np.empty(c)
+        save_mean, save_invstd = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
+        kernel = _k.bn_train_forward_parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_forward
+        kernel(x3, w, b, float(eps), out, mean, var, save_mean, save_invstd)
         rm, rv = arrays["running_mean"], arrays["running_var"]
         if rm is not None and running_mean is not None:
             running_mean *= 1 - momentum
@@ -78,13 +95,36 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if rv is not None and running_var is not None:
             running_var *= 1 - momentum
             running_var += momentum * var * (count / (count - 1))
-    else:
-        mean = arrays["running_mean"].astype(dtype, copy=False)
-        var = arrays["running_var"].astype(dtype, copy=False)
+        return out.reshape(x.shape), (x3, w, save_mean, save_invstd)
+    xf = x.astype(dtype, copy=False)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    mean = arrays["running_mean"].astype(dtype, copy=False)
+    var = arrays["running_var"].astype(dtype, copy=False)
     scale = 1.0 / np.sqrt(var + eps)
     if arrays["weight"] is not None:
         scale = scale * arrays["weight"]
     shift = -mean * scale
     if arrays["bias"] is not None:
         shift = shift + arrays["bias"]
-    return (xf * scale.astype(dtype).reshape(shape) + shift.astype(dtype).reshape(shape)).astype(dtype, copy=False)
+    out = (xf * scale.astype(dtype).reshape(shape) + shift.astype(dtype).reshape(shape)).astype(dtype, copy=False)
+    return out, None
+
+
+def batch_norm_train_backward(grad_output, saved, need_input=True):
+    """Gradients of training-mode :func:`batch_norm` for input, weight and bias.
+
+    ``saved`` is the second result of :func:`batch_norm_forward`; the input
+    gradient is None unless ``need_input``.
+    """
+    x3, w, save_mean, save_invstd = saved
+    c = x3.shape[1]
+    g3 = np.ascontiguousarray(grad_output, dtype=x3.dtype).reshape(x3.shape)
+    grad_input = np.empty(x3.shape, dtype=x3.dtype) if need_input else np.empty((0, 0, 0), dtype=x3.dtype)
+    grad_weight, grad_bias = np.empty(c, dtype=x3.dtype), np.empty(c, dtype=x3.dtype)
+    kernel = _k.bn_train_backward_parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_backward
+    kernel(g3, x3, save_mean, save_invstd, w, need_input, grad_input, grad_weight, grad_bias)
+    if not need_input:
+        grad_input = None
+    else:
+        grad_input = grad_input.reshape(np.shape(grad_output))
+    return grad_input, grad_weight, grad_bias
