@@ -103,6 +103,12 @@ def _phase_planes(x, pt, pl, hp, wp, sh, sw, hq, wq, buf):
                 dst[t] = sseg[t]
 
 
+@njit(cache=True)
+def _tap_offset(di, dj, sh, sw, plane_q, wq):
+    """Where tap (di, dj) of a window starts in the flat phase planes: phase (di % sh, dj % sw), shifted."""
+    return ((di % sh) * sw + dj % sw) * plane_q + (di // sh) * wq + dj // sw
+
+
 @njit(cache=True, parallel=True)
 def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
     """Depthwise correlation; ``x`` (N, C, H, W) unpadded, zero padding (pt, pl) applied here.
@@ -128,9 +134,7 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
         for i in range(kh):
             for j in range(kw):
                 wv = w[oc, i, j]
-                a, r = (i * dh) % sh, (i * dh) // sh
-                b, q = (j * dw) % sw, (j * dw) // sw
-                off = (a * sw + b) * plane_q + r * wq + q
+                off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
                 seg = src[off:off + length]
                 for t in range(length):
                     acc[t] += wv * seg[t]
@@ -205,9 +209,7 @@ def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
             for i in range(kh):
                 for j in range(kw):
                     wv = w[oc, i, j]
-                    a, r = (i * dh) % sh, (i * dh) // sh
-                    b, q = (j * dw) % sw, (j * dw) // sw
-                    off = (a * sw + b) * plane_q + r * wq + q
+                    off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
                     seg = acc[off:off + length]
                     for t in range(length):
                         seg[t] += wv * g[t]
@@ -239,9 +241,7 @@ def depthwise_weight_grad(go, x, pt, pl, hp, wp, sh, sw, dh, dw, gw):
             _flat_rows(go[n, oc], wq, g)
             for i in range(kh):
                 for j in range(kw):
-                    a, r = (i * dh) % sh, (i * dh) // sh
-                    b, q = (j * dw) % sw, (j * dw) // sw
-                    off = (a * sw + b) * plane_q + r * wq + q
+                    off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
                     seg = src[off:off + length]
                     part = seg[0] * 0
                     for t in range(length):

@@ -74,6 +74,16 @@ def _avg_window(o, s, pad, k, n):
     return start, end, size
 
 
+@njit(cache=True)
+def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
+    """What a window's sum is divided by: the override, the count with padding, or the real pixels."""
+    if divisor > 0:
+        return divisor
+    if count_include_pad:
+        return padded_count
+    return real_count
+
+
 @njit(cache=True, parallel=True)
 def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
     """Mean over each window; ``divisor > 0`` overrides the count (``divisor_override``)."""
@@ -92,13 +102,8 @@ def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
                 for hi in range(h0, h1):
                     for wi in range(w0, w1):
                         acc += x[p, hi, wi]
-                if divisor > 0:
-                    d = divisor
-                elif count_include_pad:
-                    d = hsize * wsize
-                else:
-                    d = (h1 - h0) * (w1 - w0)
-                out[p, ho, wo] = acc / d
+                out[p, ho, wo] = acc / _avg_divisor(divisor, count_include_pad, hsize * wsize,
+                                                    (h1 - h0) * (w1 - w0))
 
 
 @njit(cache=True, parallel=True)
@@ -117,13 +122,7 @@ def avg_pool_backward(go, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, gx
                 w0, w1, wsize = _avg_window(wo, sw, pw, kw, w_n)
                 if h0 >= h1 or w0 >= w1:
                     continue
-                if divisor > 0:
-                    d = divisor
-                elif count_include_pad:
-                    d = hsize * wsize
-                else:
-                    d = (h1 - h0) * (w1 - w0)
-                g = go[p, ho, wo] / d
+                g = go[p, ho, wo] / _avg_divisor(divisor, count_include_pad, hsize * wsize, (h1 - h0) * (w1 - w0))
                 for hi in range(h0, h1):
                     for wi in range(w0, w1):
                         gx[p, hi, wi] += g
