@@ -60,18 +60,61 @@ def _signature(func):
     return inspect.signature(func)
 
 
+@functools.lru_cache(maxsize=None)
+def _binder(func):
+    """A fast ``signature.bind`` + ``apply_defaults`` for the common, well-formed call.
+
+    ``inspect``'s binding costs tens of µs, paid on every op of every step.
+    Calls the fast path cannot settle (too many positionals, an unknown or
+    repeated keyword, a missing argument) go through ``inspect`` so the
+    errors stay Python's own.
+    """
+    sig = _signature(func)
+    params = list(sig.parameters.values())
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY) for p in params):
+        return None
+    positional = tuple(p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD)
+    names = tuple(p.name for p in params)
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+    keyword_only = frozenset(p.name for p in params if p.kind == p.KEYWORD_ONLY)
+
+    def bind(args, kwargs):
+        if len(args) > len(positional):
+            return None
+        arguments = dict(zip(positional, args))
+        for key, value in kwargs.items():
+            if key in arguments or (key not in keyword_only and key not in positional):
+                return None
+            arguments[key] = value
+        if len(arguments) < len(names):
+            for name in names:
+                if name not in arguments:
+                    if name not in defaults:
+                        return None
+                    arguments[name] = defaults[name]
+        # Same order as inspect's BoundArguments.arguments.
+        return {name: arguments[name] for name in names}
+
+    return bind
+
+
 def differentiable(func):
     """Return a callable running ``func`` on Tensors and recording its backward."""
-    _resolve()
+    if _PENDING:
+        _resolve()
     impl = _REGISTRY.get(func)
     if impl is None:
         name = getattr(func, "__name__", repr(func))
         raise TypeError(f"{name} does not support Tensor inputs yet")
+    fast = _binder(func)
 
     def call(*args, **kwargs):
-        bound = _signature(func).bind(*args, **kwargs)
-        bound.apply_defaults()
-        return impl(func, bound.arguments)
+        arguments = None if fast is None else fast(args, kwargs)
+        if arguments is None:
+            bound = _signature(func).bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
+        return impl(func, arguments)
 
     return call
 
