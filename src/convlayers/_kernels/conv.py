@@ -25,31 +25,29 @@ from numba import njit, prange
 
 
 @njit(cache=True, parallel=True)
-def im2col(xp, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, cols):
+def im2col(xq, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, cols):
     """Unroll the windows of output rows ``r0 ≤ ho < r1`` of one sample into columns.
 
-    ``cols[(c*kh + i)*kw + j, (ho - r0)*wo_n + wo] = xp[c, ho*sh + i*dh, wo*sw + j*dw]``,
-    with ``xp`` the zero-padded (C, Hp, Wp) sample and ``cols`` a C-contiguous
-    (C*kh*kw, (r1 - r0)*wo_n) tile.
+    ``cols[(c*kh + i)*kw + j, (ho - r0)*wo_n + wo] = xpad[c, ho*sh + i*dh, wo*sw + j*dw]``
+    for the zero-padded sample ``xpad``, given as its stride phases
+    ``xq[a*sw + b, c, r, q] = xpad[c, a + sh*r, b + sw*q]`` (for stride 1, ``xq``
+    is ``xpad[None]``).  Every copy is then a contiguous slice, which
+    vectorises; ``cols`` is a C-contiguous (C*kh*kw, (r1 - r0)*wo_n) tile.
     """
-    c_n = xp.shape[0]
+    c_n = xq.shape[1]
     k = kh * kw
     for row in prange(c_n * k):
         c = row // k
-        i = (row // kw) % kh
-        j = row % kw
+        di = ((row // kw) % kh) * dh
+        dj = (row % kw) * dw
+        plane = xq[(di % sh) * sw + dj % sw, c]
         dst_row = cols[row]
-        plane = xp[c]
+        q0 = dj // sw
         for ho in range(r0, r1):
             dst = dst_row[(ho - r0) * wo_n:(ho - r0 + 1) * wo_n]
-            if sw == 1:  # a unit-stride slice is typed contiguous, so this loop vectorises
-                seg = plane[ho * sh + i * dh, j * dw:j * dw + wo_n]
-                for wo in range(wo_n):
-                    dst[wo] = seg[wo]
-            else:
-                sseg = plane[ho * sh + i * dh, j * dw:j * dw + sw * (wo_n - 1) + 1:sw]
-                for wo in range(wo_n):
-                    dst[wo] = sseg[wo]
+            seg = plane[ho + di // sh, q0:q0 + wo_n]
+            for wo in range(wo_n):
+                dst[wo] = seg[wo]
 
 
 @njit(cache=True, parallel=True)

@@ -97,6 +97,20 @@ def _zero_pad(x, pads):
     return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
 
 
+def _phases(xp, stride):
+    """Split a padded (C, Hp, Wp) sample into its stride phases (sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for :func:`im2col`."""
+    sh, sw = stride
+    if sh == 1 and sw == 1:
+        return xp[None]
+    c, hp, wp = xp.shape
+    xq = np.zeros((sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=xp.dtype)
+    for a in range(sh):
+        for b in range(sw):
+            part = xp[:, a::sh, b::sw]
+            xq[a * sw + b, :, :part.shape[1], :part.shape[2]] = part
+    return xq
+
+
 def _tile_rows(bytes_per_output_row, ho):
     """How many output rows of one sample to unroll at once so the im2col tile fits the budget."""
     return int(max(1, min(ho, _COLS_BUDGET_BYTES // max(bytes_per_output_row, 1))))
@@ -134,7 +148,7 @@ def _forward_core(x, w, stride, pads, dilation, groups):
     tile = _tile_rows(k_rows * wo * x.dtype.itemsize, ho)
     buf = np.empty(k_rows * tile * wo, dtype=x.dtype)
     for s in range(n):
-        xs = _zero_pad(x[s:s + 1], pads)[0]
+        xs = _phases(_zero_pad(x[s:s + 1], pads)[0], stride)
         for r0 in range(0, ho, tile):
             r1 = min(ho, r0 + tile)
             cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
@@ -224,7 +238,7 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     buf = np.empty(k_rows * tile * wo, dtype=dtype)
     gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
     for s in range(n):
-        xs = _zero_pad(x[s:s + 1], pads)[0]
+        xs = _phases(_zero_pad(x[s:s + 1], pads)[0], stride)
         for r0 in range(0, ho, tile):
             r1 = min(ho, r0 + tile)
             cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
