@@ -23,34 +23,41 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import parallel_kernel
 
-@njit(cache=True, parallel=True)
+
+@parallel_kernel()
 def im2col(xq, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, cols):
-    """Unroll the windows of output rows ``r0 ≤ ho < r1`` of one sample into columns.
+    """Unroll the windows of output rows ``r0 ≤ ho < r1`` of a block of samples into columns.
 
-    ``cols[(c*kh + i)*kw + j, (ho - r0)*wo_n + wo] = xpad[c, ho*sh + i*dh, wo*sw + j*dw]``
-    for the zero-padded sample ``xpad``, given as its stride phases
-    ``xq[a*sw + b, c, r, q] = xpad[c, a + sh*r, b + sw*q]`` (for stride 1, ``xq``
-    is ``xpad[None]``).  Every copy is then a contiguous slice, which
-    vectorises; ``cols`` is a C-contiguous (C*kh*kw, (r1 - r0)*wo_n) tile.
+    ``cols[(c*kh + i)*kw + j, (s*(r1 - r0) + ho - r0)*wo_n + wo] = xpad[s, c, ho*sh + i*dh, wo*sw + j*dw]``
+    for the zero-padded samples ``xpad``, given as their stride phases
+    ``xq[s, a*sw + b, c, r, q] = xpad[s, c, a + sh*r, b + sw*q]`` (for stride 1,
+    ``xq`` is ``xpad[:, None]``).  Every copy is then a contiguous slice, which
+    vectorises; ``cols`` is C-contiguous.  Small images are unrolled several
+    samples at a time so that one matrix product serves the whole block.
     """
-    c_n = xq.shape[1]
+    n_n, c_n = xq.shape[0], xq.shape[2]
     k = kh * kw
+    rows = r1 - r0
     for row in prange(c_n * k):
         c = row // k
         di = ((row // kw) % kh) * dh
         dj = (row % kw) * dw
-        plane = xq[(di % sh) * sw + dj % sw, c]
-        dst_row = cols[row]
+        phase = (di % sh) * sw + dj % sw
         q0 = dj // sw
-        for ho in range(r0, r1):
-            dst = dst_row[(ho - r0) * wo_n:(ho - r0 + 1) * wo_n]
-            seg = plane[ho + di // sh, q0:q0 + wo_n]
-            for wo in range(wo_n):
-                dst[wo] = seg[wo]
+        dst_row = cols[row]
+        for s in range(n_n):
+            plane = xq[s, phase, c]
+            for ho in range(r0, r1):
+                t = (s * rows + ho - r0) * wo_n
+                dst = dst_row[t:t + wo_n]
+                seg = plane[ho + di // sh, q0:q0 + wo_n]
+                for wo in range(wo_n):
+                    dst[wo] = seg[wo]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def col2im(cols, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, gxp):
     """Adjoint of :func:`im2col`: add a tile of columns back onto the padded (C, Hp, Wp) sample ``gxp``."""
     c_n = gxp.shape[0]
@@ -107,7 +114,7 @@ def _tap_offset(di, dj, sh, sw, plane_q, wq):
     return ((di % sh) * sw + dj % sw) * plane_q + (di // sh) * wq + dj // sw
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
     """Depthwise correlation; ``x`` (N, C, H, W) unpadded, zero padding (pt, pl) applied here.
 
@@ -182,7 +189,7 @@ def _unphase_plane(buf, pt, pl, sh, sw, hq, wq, gx):
                 sdst[t] = src[t]
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
     """Gradient of :func:`depthwise_forward` with respect to its (unpadded) input ``gx``, overwritten.
 
@@ -214,7 +221,7 @@ def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
         _unphase_plane(acc, pt, pl, sh, sw, hq, wq, gx[n, c])
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
+@parallel_kernel(fastmath={"reassoc", "contract"})
 def depthwise_weight_grad(go, x, pt, pl, hp, wp, sh, sw, dh, dw, gw):
     """Gradient of :func:`depthwise_forward` with respect to ``w`` (C*m, kh, kw), overwritten.
 

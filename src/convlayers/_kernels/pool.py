@@ -14,8 +14,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import parallel_kernel
 
-@njit(cache=True, parallel=True)
+
+@parallel_kernel()
 def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
     """Max over each dilated window; ``idx`` gets the flat index ``h*W + w`` of the winner.
 
@@ -48,7 +50,7 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
                 idx[p, ho, wo] = best_i
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def max_pool_backward(go, idx, gx):
     """Scatter each output gradient to the input position that won its window (``gx`` zeroed here)."""
     p_n = gx.shape[0]
@@ -84,7 +86,7 @@ def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
     return real_count
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
     """Mean over each window; ``divisor > 0`` overrides the count (``divisor_override``)."""
     p_n, h_n, w_n = x.shape
@@ -106,7 +108,7 @@ def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
                                                     (h1 - h0) * (w1 - w0))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def avg_pool_backward(go, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, gx):
     """Adjoint of :func:`avg_pool`: spread each output gradient evenly over its window (``gx`` zeroed here)."""
     p_n, h_n, w_n = gx.shape
@@ -136,7 +138,7 @@ def _adaptive_bounds(o, out_n, in_n):
     return start, end
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def adaptive_avg_pool(x, out):
     p_n, h_n, w_n = x.shape
     ho_n = out.shape[1]
@@ -153,7 +155,7 @@ def adaptive_avg_pool(x, out):
                 out[p, ho, wo] = acc / ((h1 - h0) * (w1 - w0))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def adaptive_avg_pool_backward(go, gx):
     p_n, h_n, w_n = gx.shape
     ho_n = go.shape[1]
@@ -172,7 +174,7 @@ def adaptive_avg_pool_backward(go, gx):
                         gx[p, hi, wi] += g
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel()
 def adaptive_max_pool(x, out, idx):
     p_n, h_n, w_n = x.shape
     ho_n = out.shape[1]

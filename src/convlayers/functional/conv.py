@@ -5,8 +5,9 @@ Algorithm choice lives here, not in the kernels:
 * one input channel per group (depthwise, with or without a channel
   multiplier): a direct numba loop, since there is no channel mixing;
 * 1×1 kernels: a strided view and one BLAS product, no unrolling;
-* everything else: ``im2col`` into a buffer of bounded size (a chunk of the
-  batch at a time) and one BLAS product per group.
+* everything else: ``im2col`` into a buffer of bounded size (several small
+  samples, or one large sample in bands of output rows, at a time) and one
+  BLAS product per group.
 
 ``conv_transpose2d`` is the adjoint of ``conv2d`` with respect to its input,
 so both directions share the same three paths.
@@ -98,17 +99,45 @@ def _zero_pad(x, pads):
 
 
 def _phases(xp, stride):
-    """Split a padded (C, Hp, Wp) sample into its stride phases (sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for :func:`im2col`."""
+    """Split padded (m, C, Hp, Wp) samples into stride phases (m, sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for im2col."""
     sh, sw = stride
     if sh == 1 and sw == 1:
-        return xp[None]
-    c, hp, wp = xp.shape
-    xq = np.zeros((sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=xp.dtype)
+        return xp[:, None]
+    m, c, hp, wp = xp.shape
+    xq = np.zeros((m, sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=xp.dtype)
     for a in range(sh):
         for b in range(sw):
-            part = xp[:, a::sh, b::sw]
-            xq[a * sw + b, :, :part.shape[1], :part.shape[2]] = part
+            part = xp[:, :, a::sh, b::sw]
+            xq[:, a * sw + b, :, :part.shape[2], :part.shape[3]] = part
     return xq
+
+
+def _unrolled(x, kernel, stride, pads, dilation, ho, wo):
+    """Yield ``(n0, n1, r0, r1, cols)``: im2col tiles covering samples n0..n1, output rows r0..r1.
+
+    Large images go one sample at a time in bands of rows that fit the budget;
+    small ones several samples per tile, so that BLAS sees one wide product
+    instead of many tiny ones.  ``cols`` is a reused buffer: use it before
+    asking for the next tile.
+    """
+    n, cin = x.shape[:2]
+    kh, kw = kernel
+    k_rows = cin * kh * kw
+    per_sample = k_rows * ho * wo * x.dtype.itemsize
+    if per_sample >= _COLS_BUDGET_BYTES:
+        block, tile = 1, _tile_rows(k_rows * wo * x.dtype.itemsize, ho)
+    else:
+        block, tile = max(1, min(n, _COLS_BUDGET_BYTES // per_sample)), ho
+    buf = np.empty(k_rows * block * tile * wo, dtype=x.dtype)
+    for n0 in range(0, n, block):
+        n1 = min(n, n0 + block)
+        xq = _phases(_zero_pad(x[n0:n1], pads), stride)
+        for r0 in range(0, ho, tile):
+            r1 = min(ho, r0 + tile)
+            cols = buf[:k_rows * (n1 - n0) * (r1 - r0) * wo].reshape(k_rows, (n1 - n0) * (r1 - r0) * wo)
+            _k.im2col.for_work(cols.size)(xq, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1,
+                                          wo, cols)
+            yield n0, n1, r0, r1, cols
 
 
 def _tile_rows(bytes_per_output_row, ho):
@@ -133,31 +162,26 @@ def _forward_core(x, w, stride, pads, dilation, groups):
         return out
     if _is_depthwise(cin, cin_g, groups):
         w3 = np.ascontiguousarray(w.reshape(cout, kh, kw))
-        _k.depthwise_forward(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1],
-                             wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], out)
+        kernel = _k.depthwise_forward.for_work(out.size * kh * kw)
+        kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1], wd + pads[2] + pads[3],
+               stride[0], stride[1], dilation[0], dilation[1], out)
         return out
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
-    xp = _zero_pad(x, pads)
     if kh == 1 and kw == 1:
-        xs = xp[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
+        xs = _zero_pad(x, pads)[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
         xs = np.ascontiguousarray(xs).reshape(n, groups, cin_g, ho * wo)
         np.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
         return out
-    k_rows = cin * kh * kw
-    tile = _tile_rows(k_rows * wo * x.dtype.itemsize, ho)
-    buf = np.empty(k_rows * tile * wo, dtype=x.dtype)
-    for s in range(n):
-        xs = _phases(_zero_pad(x[s:s + 1], pads)[0], stride)
-        for r0 in range(0, ho, tile):
-            r1 = min(ho, r0 + tile)
-            cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
-            _k.im2col(xs, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
-            colg = cols.reshape(groups, cin_g * kh * kw, (r1 - r0) * wo)
-            if r1 - r0 == ho:
-                np.matmul(wg, colg, out=out[s].reshape(groups, cout_g, ho * wo))
-            else:
-                out[s, :, r0:r1, :] = np.matmul(wg, colg).reshape(cout, r1 - r0, wo)
+    for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, ho, wo):
+        m, rows = n1 - n0, r1 - r0
+        colg = cols.reshape(groups, cin_g * kh * kw, m * rows * wo)
+        if m == 1 and rows == ho:
+            np.matmul(wg, colg, out=out[n0].reshape(groups, cout_g, ho * wo))
+        elif m == 1:
+            out[n0, :, r0:r1, :] = np.matmul(wg, colg).reshape(cout, rows, wo)
+        else:
+            out[n0:n1] = np.matmul(wg, colg).reshape(cout, m, ho, wo).transpose(1, 0, 2, 3)
     return out
 
 
@@ -173,8 +197,9 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
     hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
     if _is_depthwise(cin, cin_g, groups):
         gx = np.empty(in_shape, dtype=dtype)
-        _k.depthwise_input_grad(go, np.ascontiguousarray(w.reshape(cout, kh, kw), dtype=dtype), pads[0], pads[2],
-                                hp, wp, stride[0], stride[1], dilation[0], dilation[1], gx)
+        kernel = _k.depthwise_input_grad.for_work(go.size * kh * kw)
+        kernel(go, np.ascontiguousarray(w.reshape(cout, kh, kw), dtype=dtype), pads[0], pads[2], hp, wp,
+               stride[0], stride[1], dilation[0], dilation[1], gx)
         return gx
     cout_g = cout // groups
     full = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
@@ -205,7 +230,8 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
             r1 = min(ho, r0 + tile)
             gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
             cols = np.matmul(wgt, gos).reshape(k_rows, (r1 - r0) * wo)
-            _k.col2im(cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, gxp)
+            _k.col2im.for_work(cols.size)(cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo,
+                                          gxp)
         gx[s] = gxp[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
     return gx
 
@@ -221,8 +247,9 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     go = np.ascontiguousarray(go)
     if _is_depthwise(cin, cin_g, groups):
         gw = np.empty((cout, kh, kw), dtype=dtype)
-        _k.depthwise_weight_grad(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
-                                 wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
+        kernel = _k.depthwise_weight_grad.for_work(go.size * kh * kw)
+        kernel(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
+               wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
         return gw.reshape(w_shape)
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
@@ -233,18 +260,12 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         a = gog.transpose(1, 2, 0, 3).reshape(groups, cout_g, n * ho * wo)
         bt = xs.transpose(1, 0, 3, 2).reshape(groups, n * ho * wo, cin_g)
         return np.matmul(a, bt).reshape(w_shape)
-    k_rows = cin * kh * kw
-    tile = _tile_rows(k_rows * wo * dtype.itemsize, ho)
-    buf = np.empty(k_rows * tile * wo, dtype=dtype)
     gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
-    for s in range(n):
-        xs = _phases(_zero_pad(x[s:s + 1], pads)[0], stride)
-        for r0 in range(0, ho, tile):
-            r1 = min(ho, r0 + tile)
-            cols = buf[:k_rows * (r1 - r0) * wo].reshape(k_rows, (r1 - r0) * wo)
-            _k.im2col(xs, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
-            gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
-            gw += np.matmul(gos, cols.reshape(groups, cin_g * kh * kw, (r1 - r0) * wo).transpose(0, 2, 1))
+    for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, ho, wo):
+        m, rows = n1 - n0, r1 - r0
+        # the output gradient laid out like the columns: channel-major, then sample, row, column
+        gos = go[n0:n1, :, r0:r1, :].transpose(1, 0, 2, 3).reshape(groups, cout_g, m * rows * wo)
+        gw += np.matmul(gos, cols.reshape(groups, cin_g * kh * kw, m * rows * wo).transpose(0, 2, 1))
     return gw.reshape(w_shape)
 
 

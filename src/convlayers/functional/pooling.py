@@ -97,7 +97,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     out = np.empty((x.shape[0], ho, wo), dtype=x.dtype)
     idx = np.empty((x.shape[0], ho, wo), dtype=np.int64)
     if x.size:
-        _k.max_pool(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+        _k.max_pool.for_work(x.size)(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
                     dilation[0], dilation[1], out, idx)
     out = _unplanes(out, nc, unbatched)
     return (out, _unplanes(idx, nc, unbatched)) if return_indices else out
@@ -130,7 +130,8 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     go3 = np.ascontiguousarray(go, dtype=float_dtype(go)).reshape(p, *go.shape[-2:])
     gx = np.empty((p, h, w), dtype=go3.dtype)
     if gx.size:
-        _k.max_pool_backward(go3, np.ascontiguousarray(idx, dtype=np.int64).reshape(go3.shape), gx)
+        idx3 = np.ascontiguousarray(idx, dtype=np.int64).reshape(go3.shape)
+        _k.max_pool_backward.for_work(gx.size)(go3, idx3, gx)
     return gx.reshape(input_shape)
 
 
@@ -182,7 +183,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
         op, x.shape[1:], kernel_size, stride, padding, ceil_mode, divisor_override)
     out = np.empty((x.shape[0], ho, wo), dtype=x.dtype)
     if x.size:
-        _k.avg_pool(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+        _k.avg_pool.for_work(x.size)(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
                     bool(count_include_pad), divisor, out)
     return _unplanes(out, nc, unbatched)
 
@@ -211,7 +212,8 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     go3 = np.ascontiguousarray(go, dtype=float_dtype(go)).reshape(p, *out_hw)
     gx = np.empty((p, *input_shape[-2:]), dtype=go3.dtype)
     if gx.size:
-        _k.avg_pool_backward(go3, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
+        _k.avg_pool_backward.for_work(gx.size)(go3, kernel[0], kernel[1], stride[0], stride[1], padding[0],
+                                               padding[1],
                              bool(count_include_pad), divisor, gx)
     return gx.reshape(input_shape)
 
@@ -259,7 +261,7 @@ def adaptive_avg_pool2d(input, output_size):
     oh, ow = _adaptive_size(op, output_size, x.shape[1:])
     out = np.empty((x.shape[0], oh, ow), dtype=x.dtype)
     if x.size:
-        _k.adaptive_avg_pool(x, out)
+        _k.adaptive_avg_pool.for_work(x.size)(x, out)
     return _unplanes(out, nc, unbatched)
 
 
@@ -282,7 +284,7 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     go3 = np.ascontiguousarray(go, dtype=float_dtype(go)).reshape(p, *go.shape[-2:])
     gx = np.empty((p, *input_shape[-2:]), dtype=go3.dtype)
     if gx.size:
-        _k.adaptive_avg_pool_backward(go3, gx)
+        _k.adaptive_avg_pool_backward.for_work(gx.size)(go3, gx)
     return gx.reshape(input_shape)
 
 
@@ -305,6 +307,6 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     out = np.empty((x.shape[0], oh, ow), dtype=x.dtype)
     idx = np.empty((x.shape[0], oh, ow), dtype=np.int64)
     if x.size:
-        _k.adaptive_max_pool(x, out, idx)
+        _k.adaptive_max_pool.for_work(x.size)(x, out, idx)
     out = _unplanes(out, nc, unbatched)
     return (out, _unplanes(idx, nc, unbatched)) if return_indices else out
