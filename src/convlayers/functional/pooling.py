@@ -213,8 +213,7 @@ def avg_pool2d_backward(grad_output, input_shape, kernel_size, stride=None, padd
     gx = np.empty((p, *input_shape[-2:]), dtype=go3.dtype)
     if gx.size:
         _k.avg_pool_backward.for_work(gx.size)(go3, kernel[0], kernel[1], stride[0], stride[1], padding[0],
-                                               padding[1],
-                             bool(count_include_pad), divisor, gx)
+                                               padding[1], bool(count_include_pad), divisor, gx)
     return gx.reshape(input_shape)
 
 
