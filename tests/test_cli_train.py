@@ -51,6 +51,9 @@ def test_save_and_load_weights_round_trip(tmp_path, suffix):
     x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
     np.testing.assert_array_equal(other.eval()(x), model.eval()(x))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]   # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask       # not mkstemp's private 0600
     with pytest.raises(ValueError, match=r"\.npz or \.safetensors"):
         save_weights(model, tmp_path / "w.pkl")
 

@@ -223,7 +223,7 @@ def resnet18(num_classes=1000):
 DIGIT_MODELS = ("standard", "separable", "mobile")
 
 
-def digits_cnn(kind="standard", num_classes=10, width=32):
+def digits_cnn(kind="standard", num_classes=10, width=48):
     """A small CNN for the 1×8×8 digits, built from one of the seed's blocks.
 
     All three share the stem ``ConvBNReLU(1, w)`` and the head (global average
@@ -238,7 +238,7 @@ def digits_cnn(kind="standard", num_classes=10, width=32):
     ----------
     kind : {'standard', 'separable', 'mobile'}
     num_classes : int, default 10
-    width : int, default 32
+    width : int, default 48
         Stem channels ``w``.
 
     Returns
@@ -250,7 +250,7 @@ def digits_cnn(kind="standard", num_classes=10, width=32):
     --------
     >>> from convlayers.models import digits_cnn
     >>> [digits_cnn(k).num_parameters() for k in ('standard', 'separable', 'mobile')]
-    [94186, 13322, 67498]
+    [210394, 27658, 147322]
     """
     if kind not in DIGIT_MODELS:
         raise ValueError(f"kind must be one of {DIGIT_MODELS}, got {kind!r}")
