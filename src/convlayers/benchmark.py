@@ -50,23 +50,30 @@ def limit_threads(threads: int):
     import torch
     from threadpoolctl import threadpool_limits
 
+    from . import _kernels  # noqa: F401  (picks numba's threading layer before set_num_threads starts one)
+
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch.set_num_threads(threads)
     return threadpool_limits(threads)
 
 
-def time_pair(ours, peer, repeats):
+# Pause between timed calls.  OpenBLAS's and PyTorch's OpenMP workers spin for a
+# while after each call; without a pause they steal the cores of whichever side
+# runs next (measured: 8 ms alone vs 17 ms right after a torch call, 2 threads).
+GAP_S = 0.15
+
+
+def time_pair(ours, peer, repeats, gap=GAP_S):
     """Median seconds of each callable, alternating them after one warm-up call each."""
     ours()
     peer()
     a, b = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        peer()
-        b.append(time.perf_counter() - t0)
+        for fn, times in ((ours, a), (peer, b)):
+            time.sleep(gap)
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
     return statistics.median(a), statistics.median(b)
 
 
@@ -313,6 +320,8 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
          f"(ratio = convlayers / peer; below 1 is faster)")
     for info in blas_info():
         echo(f"  thread pool: {info}")
+    import numba
+    echo(f"  numba threading layer: {numba.threading_layer()}")
     if os.environ.get("OPENBLAS_CORETYPE"):
         echo(f"  note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces NumPy's BLAS kernel; unset it "
              f"(and OPENBLAS_L2_SIZE) to let OpenBLAS pick the best one for this CPU")
