@@ -109,6 +109,14 @@ def _phase_planes(x, pt, pl, hp, wp, sh, sw, hq, wq, buf):
 
 
 @njit(cache=True)
+def _phase_geometry(hp, wp, sh, sw, ho_n, wo_n):
+    """Phase-plane shape (hq, wq), its size, and the flat length one output plane spans in it."""
+    hq = (hp + sh - 1) // sh
+    wq = (wp + sw - 1) // sw
+    return hq, wq, hq * wq, (ho_n - 1) * wq + wo_n
+
+
+@njit(cache=True)
 def _tap_offset(di, dj, sh, sw, plane_q, wq):
     """Where tap (di, dj) of a window starts in the flat phase planes: phase (di % sh, dj % sw), shifted."""
     return ((di % sh) * sw + dj % sw) * plane_q + (di // sh) * wq + dj // sw
@@ -126,10 +134,7 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
     c_n = x.shape[1]
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
-    hq = (hp + sh - 1) // sh
-    wq = (wp + sw - 1) // sw
-    plane_q = hq * wq
-    length = (ho_n - 1) * wq + wo_n
+    hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
     for no in prange(n_n * oc_n):
         n = no // oc_n
         oc = no % oc_n
@@ -200,10 +205,7 @@ def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
     c_n = gx.shape[1]
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
-    hq = (hp + sh - 1) // sh
-    wq = (wp + sw - 1) // sw
-    plane_q = hq * wq
-    length = (ho_n - 1) * wq + wo_n
+    hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
     for nc in prange(n_n * c_n):
         n = nc // c_n
         c = nc % c_n
@@ -233,10 +235,7 @@ def depthwise_weight_grad(go, x, pt, pl, hp, wp, sh, sw, dh, dw, gw):
     c_n = x.shape[1]
     m = oc_n // c_n
     kh, kw = gw.shape[1], gw.shape[2]
-    hq = (hp + sh - 1) // sh
-    wq = (wp + sw - 1) // sw
-    plane_q = hq * wq
-    length = (ho_n - 1) * wq + wo_n
+    hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
     for oc in prange(oc_n):
         src = np.empty(sh * sw * plane_q, dtype=x.dtype)
         g = np.empty(length, dtype=x.dtype)

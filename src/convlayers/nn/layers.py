@@ -545,7 +545,18 @@ class BatchNorm2d(Module):
                             self.weight, self.bias, use_batch_stats, factor, self.eps)
 
 
-class ReLU(Module):
+class _Activation(Module):
+    """An elementwise activation with PyTorch's ``inplace`` flag (kept for compatibility and repr)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class ReLU(_Activation):
     """``max(x, 0)`` elementwise.
 
     Parameters
@@ -566,18 +577,11 @@ class ReLU(Module):
     array([0., 2.])
     """
 
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
-
     def forward(self, x):
         return F.relu(x)
 
 
-class ReLU6(Module):
+class ReLU6(_Activation):
     """``min(max(x, 0), 6)`` elementwise: MobileNet's activation, robust in low precision.
 
     Parameters
@@ -596,13 +600,6 @@ class ReLU6(Module):
     >>> nn.ReLU6()(np.array([-1.0, 2.0, 9.0]))
     array([0., 2., 6.])
     """
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = bool(inplace)
-
-    def extra_repr(self):
-        return "inplace=True" if self.inplace else ""
 
     def forward(self, x):
         return F.relu6(x)
