@@ -136,7 +136,7 @@ def test_resnet18_published_totals():
 
 
 def test_batch_size_scales_macs_not_params():
-    one, four = summary(digits_cnn(), (1, 1, 8, 8)), summary(digits_cnn(), (4, 1, 8, 8))
+    one, four = summary(digits_cnn(width=32), (1, 1, 8, 8)), summary(digits_cnn(width=32), (4, 1, 8, 8))
     assert four.total_macs == 4 * one.total_macs and four.total_params == one.total_params == 94_186
 
 
