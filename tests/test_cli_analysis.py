@@ -36,7 +36,7 @@ def test_summary_json_and_module_spec(capsys):
 
 def test_summary_digits_default_input(capsys):
     code, out, _ = run_cli(["summary", "digits_cnn"], capsys)
-    assert code == 0 and "[1, 1, 8, 8]" in out and "94,186" in out
+    assert code == 0 and "[1, 1, 8, 8]" in out and "210,394" in out   # digits_cnn() at its default width 48
 
 
 @pytest.mark.parametrize("argv, words", [
