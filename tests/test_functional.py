@@ -291,6 +291,7 @@ def test_max_pool2d_matches_torch(case):
     assert got.dtype == case["dtype"]
     assert_close(got, want.detach().numpy())
     np.testing.assert_array_equal(idx, want_idx.numpy())
+    assert_close(F.max_pool2d(x, **kw), want.detach().numpy())  # the inference kernel, without indices
     go = rng.standard_normal(got.shape).astype(case["dtype"])
     want.backward(t(go))
     assert_close(F.max_pool2d_backward(go, idx, x.shape), xt.grad.numpy())
@@ -435,6 +436,8 @@ def test_nan_and_inf_propagate_like_torch():
     want, want_idx = TF.max_pool2d(t(x), 2, return_indices=True)
     assert_close(got, want.numpy())
     np.testing.assert_array_equal(idx, want_idx.numpy())
+    for k, s, p in [(2, 2, 0), (3, 2, 1), (3, 1, 1)]:
+        assert_close(F.max_pool2d(x, k, s, p), TF.max_pool2d(t(x), k, s, p).numpy())
     assert_close(F.avg_pool2d(x, 3, 1, 1), TF.avg_pool2d(t(x), 3, 1, 1).numpy())
     ninf = np.full((1, 1, 4, 4), -np.inf)
     got, idx = F.max_pool2d(ninf, 2, return_indices=True)
@@ -446,6 +449,7 @@ def test_empty_batch_gives_empty_output():
     out = F.conv2d(np.zeros((0, 3, 5, 5)), np.zeros((4, 3, 3, 3)))
     assert out.shape == (0, 4, 3, 3)
     assert F.max_pool2d(np.zeros((0, 3, 4, 4)), 2).shape == (0, 3, 2, 2)
+    assert F.batch_norm(np.zeros((0, 3, 4, 4)), np.zeros(3), np.ones(3)).shape == (0, 3, 4, 4)
 
 
 def test_seed_worked_example_and_depthwise_separable():

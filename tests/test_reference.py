@@ -114,6 +114,7 @@ def test_compiled_pools_match_loops(ceil_mode, count_include_pad, k, s, p):
     want, want_idx = reference.max_pool2d_nchw(x, k, s, p, ceil_mode=ceil_mode)
     assert_close(got, want)
     np.testing.assert_array_equal(idx, want_idx)
+    assert_close(F.max_pool2d(x, k, s, p, ceil_mode=ceil_mode), want)
     got = F.avg_pool2d(x, k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad)
     assert_close(got, reference.avg_pool2d_nchw(x, k, s, p, ceil_mode, count_include_pad))
 

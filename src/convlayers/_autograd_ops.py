@@ -19,7 +19,7 @@ import inspect
 import numpy as np
 
 from . import functional as F
-from .autograd import Tensor, _result, _unbroadcast
+from .autograd import Tensor, _result, _unbroadcast, is_grad_enabled
 from .functional import loss as _loss
 from .functional import norm as _norm
 from .functional.dropout import dropout_mask
@@ -168,6 +168,9 @@ def _max_pool(func, a):
     x = a["input"]
     xd = _d(x)
     args = {k: _d(v) for k, v in a.items() if k not in ("input", "return_indices")}
+    if not a["return_indices"] and not (is_grad_enabled() and _needs(x)):
+        # nothing will back-propagate: the inference kernel, which skips the indices
+        return Tensor(func(xd, **args))
     out, indices = func(xd, **args, return_indices=True)
 
     def backward(g):

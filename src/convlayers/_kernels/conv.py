@@ -79,14 +79,15 @@ def col2im(cols, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, gxp):
 
 
 @njit(cache=True)
-def _phase_planes(x, pt, pl, hp, wp, sh, sw, hq, wq, buf):
-    """Split the zero-padded (hp, wp) view of plane ``x`` into sh·sw flat phase planes of (hq, wq).
+def _phase_planes(x, pt, pl, hp, wp, sh, sw, hq, wq, buf, fill=0.0):
+    """Split the padded (hp, wp) view of plane ``x`` into sh·sw flat phase planes of (hq, wq).
 
     Phase (a, b) holds padded pixels (a + sh·r, b + sw·q): with it, a strided
-    window's tap is a constant shift inside one contiguous phase plane.
+    window's tap is a constant shift inside one contiguous phase plane.  The
+    padding holds ``fill`` (0 for convolution, -inf for max pooling).
     """
     for q in range(buf.shape[0]):
-        buf[q] = 0
+        buf[q] = fill
     h, w = x.shape
     for r in range(h):
         pr = r + pt

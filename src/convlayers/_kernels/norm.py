@@ -22,14 +22,17 @@ Performance notes (measured on (64, 32..128, 16..64) float32, one thread):
   without).  The reordering is the blocked summation PyTorch's vectorised
   kernels also do; the elementwise loops keep strict IEEE order.
 * ``parallel=True`` costs tens of µs per call even on one thread, more than
-  the whole serial pass at these sizes, so the channel loop comes in a serial
-  and a parallel version and the caller picks by size.
+  the whole serial pass at these sizes, so each kernel is a
+  :func:`~convlayers._kernels.parallel_kernel` and the caller picks the build
+  by size.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from . import parallel_kernel
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -113,7 +116,7 @@ def _backward_channel(g, x, c, mean, invstd, weight, need_input, grad_input, gra
                 dst[i] = (grow[i] - gm - (xrow[i] - m) * k) * scale
 
 
-@njit(cache=True)
+@parallel_kernel()
 def bn_train_forward(x, weight, bias, eps, out, mean, var, save_mean, save_invstd):
     """Batch statistics and the normalised output ``out``.
 
@@ -121,29 +124,30 @@ def bn_train_forward(x, weight, bias, eps, out, mean, var, save_mean, save_invst
     running buffers; ``save_mean`` and ``save_invstd`` (data type, as PyTorch
     saves them) are what the output and the backward use.
     """
-    for c in range(x.shape[1]):
-        _forward_channel(x, c, weight, bias, eps, out, mean, var, save_mean, save_invstd)
-
-
-@njit(cache=True, parallel=True)
-def bn_train_forward_parallel(x, weight, bias, eps, out, mean, var, save_mean, save_invstd):
-    """:func:`bn_train_forward` with the channels spread over threads."""
     for c in prange(x.shape[1]):
         _forward_channel(x, c, weight, bias, eps, out, mean, var, save_mean, save_invstd)
 
 
-@njit(cache=True)
+@parallel_kernel()
 def bn_train_backward(g, x, mean, invstd, weight, need_input, grad_input, grad_weight, grad_bias):
     """Gradients of :func:`bn_train_forward` given its saved (data-type) ``mean`` and ``invstd``.
 
     ``grad_input`` is written only when ``need_input``.
     """
-    for c in range(x.shape[1]):
-        _backward_channel(g, x, c, mean, invstd, weight, need_input, grad_input, grad_weight, grad_bias)
-
-
-@njit(cache=True, parallel=True)
-def bn_train_backward_parallel(g, x, mean, invstd, weight, need_input, grad_input, grad_weight, grad_bias):
-    """:func:`bn_train_backward` with the channels spread over threads."""
     for c in prange(x.shape[1]):
         _backward_channel(g, x, c, mean, invstd, weight, need_input, grad_input, grad_weight, grad_bias)
+
+
+@parallel_kernel()
+def scale_shift(x, alpha, beta, out):
+    """Evaluation-mode batch norm in one pass: ``out[n, c] = x[n, c]·alpha[c] + beta[c]`` on (N, C, L) arrays."""
+    n_n, c_n, l_n = x.shape
+    for nc in prange(n_n * c_n):
+        n = nc // c_n
+        c = nc % c_n
+        a = alpha[c]
+        b = beta[c]
+        src = x[n, c]
+        dst = out[n, c]
+        for i in range(l_n):
+            dst[i] = src[i] * a + b

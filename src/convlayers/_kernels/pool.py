@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import parallel_kernel
+from .conv import _phase_geometry, _phase_planes, _tap_offset
 
 
 @parallel_kernel()
@@ -48,6 +49,39 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
                             best_i = hi * w_n + wi
                 out[p, ho, wo] = best
                 idx[p, ho, wo] = best_i
+
+
+@parallel_kernel()
+def max_pool_values(x, kh, kw, sh, sw, ph, pw, dh, dw, out):
+    """Max pooling without indices (inference), on flat stride-phase planes padded with -inf.
+
+    Every tap is then one contiguous compare-and-select that vectorises.  The
+    values equal :func:`max_pool`'s: a NaN wins (``v > best or v != v``), and
+    the -inf padding never beats an in-bounds value.
+    """
+    p_n, h_n, w_n = x.shape
+    ho_n, wo_n = out.shape[1], out.shape[2]
+    hp = max(h_n + 2 * ph, (ho_n - 1) * sh + (kh - 1) * dh + 1)  # ceil_mode windows may overhang
+    wp = max(w_n + 2 * pw, (wo_n - 1) * sw + (kw - 1) * dw + 1)
+    hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
+    for p in prange(p_n):
+        src = np.empty(sh * sw * plane_q, dtype=out.dtype)
+        _phase_planes(x[p], ph, pw, hp, wp, sh, sw, hq, wq, src, -np.inf)
+        acc = np.full(length, -np.inf, dtype=out.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
+                seg = src[off:off + length]
+                for t in range(length):
+                    v = seg[t]
+                    if v > acc[t] or v != v:
+                        acc[t] = v
+        dst = out[p]
+        for ho in range(ho_n):
+            row = acc[ho * wq:ho * wq + wo_n]
+            drow = dst[ho]
+            for wo in range(wo_n):
+                drow[wo] = row[wo]
 
 
 @parallel_kernel()

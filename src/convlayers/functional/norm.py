@@ -79,14 +79,14 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
     dtype = float_dtype(x, *(a for a in arrays.values() if a is not None))
     if training:
-        x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, -1)
+        x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, int(np.prod(x.shape[2:])))
         w, b = arrays["weight"], arrays["bias"]
         w = np.ones(c, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype)
         b = np.zeros(c, dtype=dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
         out = np.empty(x3.shape, dtype=dtype)
         mean, var = np.empty(c), np.empty(c)
         save_mean, save_invstd = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
-        kernel = _k.bn_train_forward_parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_forward
+        kernel = _k.bn_train_forward.parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_forward.serial
         kernel(x3, w, b, float(eps), out, mean, var, save_mean, save_invstd)
         rm, rv = arrays["running_mean"], arrays["running_var"]
         if rm is not None and running_mean is not None:
@@ -96,8 +96,6 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
             running_var *= 1 - momentum
             running_var += momentum * var * (count / (count - 1))
         return out.reshape(x.shape), (x3, w, save_mean, save_invstd)
-    xf = x.astype(dtype, copy=False)
-    shape = (1, c) + (1,) * (x.ndim - 2)
     mean = arrays["running_mean"].astype(dtype, copy=False)
     var = arrays["running_var"].astype(dtype, copy=False)
     scale = 1.0 / np.sqrt(var + eps)
@@ -106,8 +104,10 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
     shift = -mean * scale
     if arrays["bias"] is not None:
         shift = shift + arrays["bias"]
-    out = (xf * scale.astype(dtype).reshape(shape) + shift.astype(dtype).reshape(shape)).astype(dtype, copy=False)
-    return out, None
+    x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, int(np.prod(x.shape[2:])))
+    out = np.empty(x3.shape, dtype=dtype)
+    _k.scale_shift.for_work(x3.size)(x3, scale.astype(dtype), shift.astype(dtype), out)
+    return out.reshape(x.shape), None
 
 
 def batch_norm_train_backward(grad_output, saved, need_input=True):
@@ -121,7 +121,7 @@ def batch_norm_train_backward(grad_output, saved, need_input=True):
     g3 = np.ascontiguousarray(grad_output, dtype=x3.dtype).reshape(x3.shape)
     grad_input = np.empty(x3.shape, dtype=x3.dtype) if need_input else np.empty((0, 0, 0), dtype=x3.dtype)
     grad_weight, grad_bias = np.empty(c, dtype=x3.dtype), np.empty(c, dtype=x3.dtype)
-    kernel = _k.bn_train_backward_parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_backward
+    kernel = _k.bn_train_backward.parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_backward.serial
     kernel(g3, x3, save_mean, save_invstd, w, need_input, grad_input, grad_weight, grad_bias)
     if not need_input:
         grad_input = None

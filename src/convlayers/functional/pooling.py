@@ -95,12 +95,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel, stride, padding, dilation, (ho, wo) = _pool_geometry(
         op, x.shape[1:], kernel_size, stride, padding, dilation, ceil_mode)
     out = np.empty((x.shape[0], ho, wo), dtype=x.dtype)
+    geometry = (kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1])
+    if not return_indices:  # inference: a vectorised kernel that skips the indices
+        if x.size:
+            _k.max_pool_values.for_work(x.size)(x, *geometry, out)
+        return _unplanes(out, nc, unbatched)
     idx = np.empty((x.shape[0], ho, wo), dtype=np.int64)
     if x.size:
-        _k.max_pool.for_work(x.size)(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1],
-                    dilation[0], dilation[1], out, idx)
-    out = _unplanes(out, nc, unbatched)
-    return (out, _unplanes(idx, nc, unbatched)) if return_indices else out
+        _k.max_pool.for_work(x.size)(x, *geometry, out, idx)
+    return _unplanes(out, nc, unbatched), _unplanes(idx, nc, unbatched)
 
 
 def max_pool2d_backward(grad_output, indices, input_shape):
