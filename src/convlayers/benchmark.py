@@ -2,7 +2,8 @@
 
 Both sides run in one process, on the same float32 NCHW arrays, limited to
 the same number of threads (numba, BLAS/OpenMP through threadpoolctl, and
-torch), alternating run by run so that drifts in machine load hit both.
+torch), alternating the two sides so that drifts in machine load hit both (each
+timed call follows an untimed one of the same side, see :func:`time_pair`).
 Each figure is the median of ``repeats`` runs after a warm-up.  Ratios are
 convlayers time / peer time: below 1 convlayers is faster.
 
@@ -57,20 +58,22 @@ def limit_threads(threads: int):
     return threadpool_limits(threads)
 
 
-# Pause between timed calls.  OpenBLAS's and PyTorch's OpenMP workers spin for a
-# while after each call; without a pause they steal the cores of whichever side
-# runs next (measured: 8 ms alone vs 17 ms right after a torch call, 2 threads).
-GAP_S = 0.15
+def time_pair(ours, peer, repeats):
+    """Median seconds of each callable, alternating the two sides.
 
-
-def time_pair(ours, peer, repeats, gap=GAP_S):
-    """Median seconds of each callable, alternating them after one warm-up call each."""
-    ours()
-    peer()
+    Each timed call follows an untimed call of the same side.  Both runtimes'
+    thread pools behave differently warm and cold: OpenBLAS's and PyTorch's
+    OpenMP workers spin for a while after a call (stealing the cores of
+    whichever side runs next), then sleep (and the next call pays to wake them).
+    Measured on a 2-thread stride-2 conv: 4.8 ms back to back, 10-13 ms after a
+    pause, up to 20 ms right after the other library.  The untimed call absorbs
+    both effects, so each side is timed in the steady state of a loop of its
+    own calls, as in real use.
+    """
     a, b = [], []
     for _ in range(repeats):
         for fn, times in ((ours, a), (peer, b)):
-            time.sleep(gap)
+            fn()
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)

@@ -100,17 +100,13 @@ def _zero_pad(x, pads):
     return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
 
 
-def _phases(xp, stride):
-    """Split padded (m, C, Hp, Wp) samples into stride phases (m, sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for im2col."""
+def _phases(x, pads, stride):
+    """Zero-pad (m, C, H, W) samples and split them into stride phases (m, sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for im2col."""
     sh, sw = stride
-    if sh == 1 and sw == 1:
-        return xp[:, None]
-    m, c, hp, wp = xp.shape
-    xq = np.zeros((m, sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=xp.dtype)
-    for a in range(sh):
-        for b in range(sw):
-            part = xp[:, :, a::sh, b::sw]
-            xq[:, a * sw + b, :, :part.shape[2], :part.shape[3]] = part
+    m, c, h, w = x.shape
+    hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    xq = np.zeros((m, sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=x.dtype)
+    _k.pad_phases.for_work(x.size)(np.ascontiguousarray(x), pads[0], pads[2], sh, sw, xq)
     return xq
 
 
@@ -133,7 +129,7 @@ def _unrolled(x, kernel, stride, pads, dilation, ho, wo):
     buf = np.empty(k_rows * block * tile * wo, dtype=x.dtype)
     for n0 in range(0, n, block):
         n1 = min(n, n0 + block)
-        xq = _phases(_zero_pad(x[n0:n1], pads), stride)
+        xq = _phases(x[n0:n1], pads, stride)
         for r0 in range(0, ho, tile):
             r1 = min(ho, r0 + tile)
             cols = buf[:k_rows * (n1 - n0) * (r1 - r0) * wo].reshape(k_rows, (n1 - n0) * (r1 - r0) * wo)
