@@ -380,3 +380,22 @@ def test_init_functions_accept_plain_arrays():
     assert b.dtype == np.float32 and np.abs(b).max() <= 1 / math.sqrt(36)
     with pytest.raises(TypeError, match="tensor"):
         nn.init.zeros_([1, 2])
+
+
+def test_top_level_manual_seed_makes_init_and_dropout_reproducible():
+    import convlayers
+    from convlayers import functional as F
+
+    def draw():
+        layer = nn.Conv2d(2, 3, 3)
+        return layer.weight.numpy().copy(), F.dropout(np.ones(64), p=0.5)
+
+    convlayers.manual_seed(123)
+    w1, d1 = draw()
+    convlayers.manual_seed(123)
+    w2, d2 = draw()
+    convlayers.manual_seed(124)
+    w3, _ = draw()
+    np.testing.assert_array_equal(w1, w2)
+    np.testing.assert_array_equal(d1, d2)
+    assert not np.array_equal(w1, w3)

@@ -24,7 +24,30 @@ _LAZY = {
     "is_grad_enabled": "autograd",
 }
 
-__all__ = ["conv_output_size", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]
+__all__ = ["conv_output_size", "manual_seed", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random source of convlayers, as ``torch.manual_seed`` does for PyTorch.
+
+    Reseeds the generator of the weight initialisers (``convlayers.nn.init``)
+    and the default generator of ``convlayers.functional.dropout``; the data
+    loaders and training take their own ``seed`` arguments.
+
+    Examples
+    --------
+    >>> import convlayers
+    >>> from convlayers import nn
+    >>> convlayers.manual_seed(0); a = nn.Linear(3, 2).weight.numpy().copy()
+    >>> convlayers.manual_seed(0); b = nn.Linear(3, 2).weight.numpy().copy()
+    >>> bool((a == b).all())
+    True
+    """
+    from .functional.dropout import manual_seed as seed_dropout
+    from .nn.init import manual_seed as seed_init
+
+    seed_init(seed)
+    seed_dropout(seed)
 
 
 def __getattr__(name):
