@@ -38,9 +38,9 @@ class KernelPair:
     def __call__(self, *args):
         return self.parallel(*args)
 
-    def for_work(self, work):
-        """The build to use for ``work`` elements: serial when small or when numba has one thread."""
-        if work < PARALLEL_MIN_WORK or numba.get_num_threads() < 2:
+    def for_work(self, work, minimum=PARALLEL_MIN_WORK):
+        """The build to use for ``work`` elements: serial below ``minimum`` or when numba has one thread."""
+        if work < minimum or numba.get_num_threads() < 2:
             return self.serial
         return self.parallel
 

@@ -100,6 +100,13 @@ def _zero_pad(x, pads):
     return np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
 
 
+def _pointwise_input(x, pads, stride, ho, wo, groups):
+    """What a 1×1 convolution multiplies: the padded input at the stride's pixels, as (N, groups, C_in/groups, Ho·Wo)."""
+    n, cin = x.shape[:2]
+    xs = _zero_pad(x, pads)[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
+    return np.ascontiguousarray(xs).reshape(n, groups, cin // groups, ho * wo)
+
+
 def _phases(x, pads, stride):
     """Zero-pad (m, C, H, W) samples and split them into stride phases (m, sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for im2col."""
     sh, sw = stride
@@ -168,8 +175,7 @@ def _forward_core(x, w, stride, pads, dilation, groups):
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
     if kh == 1 and kw == 1:
-        xs = _zero_pad(x, pads)[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
-        xs = np.ascontiguousarray(xs).reshape(n, groups, cin_g, ho * wo)
+        xs = _pointwise_input(x, pads, stride, ho, wo, groups)
         np.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
         return out
     for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, ho, wo):
@@ -253,8 +259,7 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
     if kh == 1 and kw == 1:
-        xs = _zero_pad(x, pads)[:, :, :(ho - 1) * stride[0] + 1:stride[0], :(wo - 1) * stride[1] + 1:stride[1]]
-        xs = np.ascontiguousarray(xs).reshape(n, groups, cin_g, ho * wo)
+        xs = _pointwise_input(x, pads, stride, ho, wo, groups)
         # sum over the batch inside one product: (g, Cout_g, N*L) @ (g, N*L, Cin_g)
         a = gog.transpose(1, 2, 0, 3).reshape(groups, cout_g, n * ho * wo)
         bt = xs.transpose(1, 0, 3, 2).reshape(groups, n * ho * wo, cin_g)

@@ -86,7 +86,7 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
         out = np.empty(x3.shape, dtype=dtype)
         mean, var = np.empty(c), np.empty(c)
         save_mean, save_invstd = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
-        kernel = _k.bn_train_forward.parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_forward.serial
+        kernel = _k.bn_train_forward.for_work(x3.size, _PARALLEL_MIN_SIZE)
         kernel(x3, w, b, float(eps), out, mean, var, save_mean, save_invstd)
         rm, rv = arrays["running_mean"], arrays["running_var"]
         if rm is not None and running_mean is not None:
@@ -121,7 +121,7 @@ def batch_norm_train_backward(grad_output, saved, need_input=True):
     g3 = np.ascontiguousarray(grad_output, dtype=x3.dtype).reshape(x3.shape)
     grad_input = np.empty(x3.shape, dtype=x3.dtype) if need_input else np.empty((0, 0, 0), dtype=x3.dtype)
     grad_weight, grad_bias = np.empty(c, dtype=x3.dtype), np.empty(c, dtype=x3.dtype)
-    kernel = _k.bn_train_backward.parallel if x3.size >= _PARALLEL_MIN_SIZE else _k.bn_train_backward.serial
+    kernel = _k.bn_train_backward.for_work(x3.size, _PARALLEL_MIN_SIZE)
     kernel(g3, x3, save_mean, save_invstd, w, need_input, grad_input, grad_weight, grad_bias)
     if not need_input:
         grad_input = None
