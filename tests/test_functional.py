@@ -470,6 +470,7 @@ def test_row_tiling_does_not_change_results(monkeypatch):
     x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
     whole = F.conv2d(x, w, padding=1)
     monkeypatch.setattr(conv_module, "_COLS_BUDGET_BYTES", 1)  # one output row per tile
+    monkeypatch.setattr(conv_module, "_WORKER_COLS_BUDGET_BYTES", 1)
     np.testing.assert_allclose(F.conv2d(x, w, padding=1), whole, rtol=1e-13)
     gi, gw, _ = F.conv2d_backward(np.ones_like(whole), x, w, padding=1)
     monkeypatch.undo()

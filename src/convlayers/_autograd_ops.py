@@ -20,6 +20,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import Tensor, _result, _unbroadcast, is_grad_enabled
+from .functional import _threads
 from .functional import loss as _loss
 from .functional import norm as _norm
 from .functional.dropout import dropout_mask
@@ -275,8 +276,8 @@ def _linear(func, a):
 
     def backward(g):
         g2 = g.reshape(-1, wd.shape[0])
-        grad_input = g @ wd if _needs(x) else None
-        grad_weight = g2.T @ xd.reshape(-1, wd.shape[1]) if _needs(w) else None
+        grad_input = _threads.matmul(g, wd) if _needs(x) else None
+        grad_weight = _threads.matmul(g2.T, xd.reshape(-1, wd.shape[1])) if _needs(w) else None
         grad_bias = g2.sum(axis=0) if _needs(b) else None
         return grad_input, grad_weight, grad_bias
 

@@ -48,9 +48,10 @@ class KernelPair:
 def parallel_kernel(**options):
     """Decorate a kernel written with ``prange``: compile a parallel and a serial build (both cached).
 
-    The two builds get distinct qualified names so that numba's on-disk cache,
-    which keys entries by name and bytecode but not by the ``parallel`` flag,
-    keeps them apart.
+    The serial build releases the GIL, so that worker threads (see
+    ``functional._threads``) can run it side by side.  The two builds get
+    distinct qualified names so that numba's on-disk cache, which keys entries
+    by name and bytecode but not by the ``parallel`` flag, keeps them apart.
     """
 
     def wrap(fn):
@@ -63,6 +64,6 @@ def parallel_kernel(**options):
             return f
 
         return KernelPair(njit(cache=True, parallel=True, **options)(clone("")),
-                          njit(cache=True, **options)(clone("_serial")))
+                          njit(cache=True, nogil=True, **options)(clone("_serial")))
 
     return wrap

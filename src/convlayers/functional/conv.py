@@ -9,6 +9,10 @@ Algorithm choice lives here, not in the kernels:
   samples, or one large sample in bands of output rows, at a time) and one
   BLAS product per group.
 
+With several threads, the tiles are shared out among worker threads that each
+unroll a tile and multiply it with one-thread BLAS (``_threads``): BLAS's own
+idle threads would otherwise spin beside the unrolling and slow it 3–5×.
+
 ``conv_transpose2d`` is the adjoint of ``conv2d`` with respect to its input,
 so both directions share the same three paths.
 """
@@ -19,6 +23,7 @@ import numpy as np
 
 from .._dispatch import tensor_aware
 from .._kernels import conv as _k
+from . import _threads
 from ._validate import (as_array, batched, check_int, check_window_fits, float_dtype, nonneg_pair,
                         positive_pair)
 from .padding import pad as _pad
@@ -28,9 +33,11 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_transpose2d_ba
 
 # Upper bound on the im2col tile (several small samples, or one large sample in
 # bands of output rows), so that peak memory stays near PyTorch's: measured 10 MiB
-# vs PyTorch's 13 MiB for 8x64x56x56 3x3.  Whole-sample tiles beat bands of rows
-# at 2 threads (10.6 vs 12.3 ms), hence 8 MiB rather than less.
+# vs PyTorch's 13 MiB for 8x64x56x56 3x3.  On the calling thread alone, whole-sample
+# tiles beat bands of rows (10.6 vs 12.3 ms), hence 8 MiB; a worker thread unrolls
+# and multiplies its own tile, which should stay in its core's 2 MiB L2 cache.
 _COLS_BUDGET_BYTES = 8 * 2**20
+_WORKER_COLS_BUDGET_BYTES = 2 * 2**20
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -107,48 +114,70 @@ def _pointwise_input(x, pads, stride, ho, wo, groups):
     return np.ascontiguousarray(xs).reshape(n, groups, cin // groups, ho * wo)
 
 
-def _phases(x, pads, stride):
+def _phases(x, pads, stride, parallel=True):
     """Zero-pad (m, C, H, W) samples and split them into stride phases (m, sh*sw, C, ⌈Hp/sh⌉, ⌈Wp/sw⌉) for im2col."""
     sh, sw = stride
     m, c, h, w = x.shape
     hp, wp = h + pads[0] + pads[1], w + pads[2] + pads[3]
     xq = np.zeros((m, sh * sw, c, -(-hp // sh), -(-wp // sw)), dtype=x.dtype)
-    _k.pad_phases.for_work(x.size)(np.ascontiguousarray(x), pads[0], pads[2], sh, sw, xq)
+    kernel = _k.pad_phases.for_work(x.size) if parallel else _k.pad_phases.serial
+    kernel(np.ascontiguousarray(x), pads[0], pads[2], sh, sw, xq)
     return xq
 
 
-def _unrolled(x, kernel, stride, pads, dilation, ho, wo):
-    """Yield ``(n0, n1, r0, r1, cols)``: im2col tiles covering samples n0..n1, output rows r0..r1.
+def _tiles(n, ho, per_row_bytes, budget, workers):
+    """Cut the output into im2col tiles ``(n0, n1, r0, r1)``: samples n0..n1, output rows r0..r1.
 
     Large images go one sample at a time in bands of rows that fit the budget;
     small ones several samples per tile, so that BLAS sees one wide product
-    instead of many tiny ones.  ``cols`` is a reused buffer: use it before
-    asking for the next tile.
+    instead of many tiny ones.  There are at least ``workers`` tiles whenever
+    the output has that many rows in all.
     """
-    n, cin = x.shape[:2]
+    per_sample = per_row_bytes * ho
+    if per_sample >= budget:
+        block, rows = 1, _tile_rows(per_row_bytes, ho, budget)
+    else:
+        block, rows = max(1, min(n, budget // per_sample)), ho
+    if -(-n // block) * -(-ho // rows) < workers:
+        if n >= workers:
+            block = -(-n // workers)
+        else:
+            block, rows = 1, max(1, -(-ho // -(-workers // n)))
+    return [(n0, min(n, n0 + block), r0, min(ho, r0 + rows)) for n0 in range(0, n, block) for r0 in range(0, ho, rows)]
+
+
+def _unrolled(x, kernel, stride, pads, dilation, wo, tiles, parallel=True):
+    """Yield ``(n0, n1, r0, r1, cols)`` for each tile: the im2col columns of those samples and output rows.
+
+    ``cols`` is a reused buffer: use it before asking for the next tile.
+    """
+    cin = x.shape[1]
     kh, kw = kernel
     k_rows = cin * kh * kw
-    per_sample = k_rows * ho * wo * x.dtype.itemsize
-    if per_sample >= _COLS_BUDGET_BYTES:
-        block, tile = 1, _tile_rows(k_rows * wo * x.dtype.itemsize, ho)
-    else:
-        block, tile = max(1, min(n, _COLS_BUDGET_BYTES // per_sample)), ho
-    buf = np.empty(k_rows * block * tile * wo, dtype=x.dtype)
-    for n0 in range(0, n, block):
-        n1 = min(n, n0 + block)
-        xq = _phases(x[n0:n1], pads, stride)
-        for r0 in range(0, ho, tile):
-            r1 = min(ho, r0 + tile)
-            cols = buf[:k_rows * (n1 - n0) * (r1 - r0) * wo].reshape(k_rows, (n1 - n0) * (r1 - r0) * wo)
-            # Serial on purpose: the unroll runs between BLAS calls whose idle workers are still
-            # spinning, so a parallel unroll fights them for the cores (measured 5-12 % slower at 2 threads).
-            _k.im2col.serial(xq, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
-            yield n0, n1, r0, r1, cols
+    buf = np.empty(k_rows * max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * wo, dtype=x.dtype)
+    phased = None
+    for n0, n1, r0, r1 in tiles:
+        if phased != (n0, n1):
+            xq, phased = _phases(x[n0:n1], pads, stride, parallel), (n0, n1)
+        cols = buf[:k_rows * (n1 - n0) * (r1 - r0) * wo].reshape(k_rows, (n1 - n0) * (r1 - r0) * wo)
+        # Serial: on worker threads each core unrolls its own tile; on the calling thread the unroll
+        # sits between BLAS calls, and a parallel one would fight BLAS's idle workers for the cores.
+        _k.im2col.serial(xq, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, cols)
+        yield n0, n1, r0, r1, cols
 
 
-def _tile_rows(bytes_per_output_row, ho):
+def _run_tiles(job, tiles, workers):
+    """Run ``job(tiles_part, parallel)`` over the tiles: on the calling thread, or split across worker threads."""
+    if workers < 2 or len(tiles) < 2:
+        return [job(tiles, True)]
+    parts = min(workers, len(tiles))
+    bounds = [len(tiles) * i // parts for i in range(parts + 1)]
+    return _threads.run([lambda a=a, b=b: job(tiles[a:b], False) for a, b in zip(bounds, bounds[1:])])
+
+
+def _tile_rows(bytes_per_output_row, ho, budget):
     """How many output rows of one sample to unroll at once so the im2col tile fits the budget."""
-    return int(max(1, min(ho, _COLS_BUDGET_BYTES // max(bytes_per_output_row, 1))))
+    return int(max(1, min(ho, budget // max(bytes_per_output_row, 1))))
 
 
 def _is_depthwise(cin, cin_g, groups):
@@ -176,18 +205,28 @@ def _forward_core(x, w, stride, pads, dilation, groups):
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
     if kh == 1 and kw == 1:
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
-        np.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
+        _threads.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
         return out
-    for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, ho, wo):
-        m, rows = n1 - n0, r1 - r0
-        colg = cols.reshape(groups, cin_g * kh * kw, m * rows * wo)
-        if m == 1 and rows == ho:
-            np.matmul(wg, colg, out=out[n0].reshape(groups, cout_g, ho * wo))
-        elif m == 1:
-            out[n0, :, r0:r1, :] = np.matmul(wg, colg).reshape(cout, rows, wo)
-        else:
-            out[n0:n1] = np.matmul(wg, colg).reshape(cout, m, ho, wo).transpose(1, 0, 2, 3)
+    workers = _threads.worker_count()
+    tiles = _tiles(n, ho, cin * kh * kw * wo * x.dtype.itemsize, _budget(workers), workers)
+
+    def job(part, parallel):
+        matmul = _threads.matmul if parallel else np.matmul
+        for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, wo, part, parallel):
+            m, rows = n1 - n0, r1 - r0
+            # (groups, K_g, samples, rows·Wo) columns against the (samples, groups, C_out/g, rows·Wo) output:
+            # both views are BLAS-ready, so the product lands in place with no transposing copy.
+            colg = cols.reshape(groups, cin_g * kh * kw, m, rows * wo).transpose(2, 0, 1, 3)
+            dst = out[n0:n1, :, r0:r1, :].reshape(m, groups, cout_g, rows * wo, copy=False)
+            matmul(wg, colg, out=dst)
+
+    _run_tiles(job, tiles, workers)
     return out
+
+
+def _budget(workers):
+    """Bytes of im2col columns per tile: one 8 MiB tile at a time, or a cache-sized tile per worker thread."""
+    return _COLS_BUDGET_BYTES if workers < 2 else _WORKER_COLS_BUDGET_BYTES
 
 
 def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
@@ -219,7 +258,7 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         return _forward_core(go, wt, (1, 1), back_pads, dilation, groups)
     wgt = np.ascontiguousarray(w.reshape(groups, cout_g, cin_g * kh * kw).transpose(0, 2, 1))
     if kh == 1 and kw == 1:
-        dxs = np.matmul(wgt, go.reshape(n, groups, cout_g, ho * wo)).reshape(n, cin, ho, wo)
+        dxs = _threads.matmul(wgt, go.reshape(n, groups, cout_g, ho * wo)).reshape(n, cin, ho, wo)
         if not any(pads) and stride == (1, 1):
             return dxs
         gxp = np.zeros((n, cin, hp, wp), dtype=dtype)
@@ -227,17 +266,23 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         return np.ascontiguousarray(gxp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd])
     gx = np.empty(in_shape, dtype=dtype)
     k_rows = cin * kh * kw
-    tile = _tile_rows(k_rows * wo * dtype.itemsize, ho)
-    gxp = np.empty((cin, hp, wp), dtype=dtype)
-    for s in range(n):
-        gxp[...] = 0
-        for r0 in range(0, ho, tile):
-            r1 = min(ho, r0 + tile)
-            gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
-            cols = np.matmul(wgt, gos).reshape(k_rows, (r1 - r0) * wo)
-            _k.col2im.for_work(cols.size)(cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo,
-                                          gxp)
-        gx[s] = gxp[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
+    workers = _threads.worker_count()
+    rows = _tile_rows(k_rows * wo * dtype.itemsize, ho, _budget(workers))
+
+    def job(samples, parallel):
+        scatter = _k.col2im.for_work(k_rows * rows * wo) if parallel else _k.col2im.serial
+        matmul = _threads.matmul if parallel else np.matmul
+        gxp = np.empty((cin, hp, wp), dtype=dtype)
+        for s in samples:
+            gxp[...] = 0
+            for r0 in range(0, ho, rows):
+                r1 = min(ho, r0 + rows)
+                gos = go[s, :, r0:r1, :].reshape(groups, cout_g, (r1 - r0) * wo)
+                cols = matmul(wgt, gos).reshape(k_rows, (r1 - r0) * wo)
+                scatter(cols, kh, kw, stride[0], stride[1], dilation[0], dilation[1], r0, r1, wo, gxp)
+            gx[s] = gxp[:, pads[0]:pads[0] + h, pads[2]:pads[2] + wd]
+
+    _run_tiles(job, list(range(n)), workers)
     return gx
 
 
@@ -263,14 +308,21 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         # sum over the batch inside one product: (g, Cout_g, N*L) @ (g, N*L, Cin_g)
         a = gog.transpose(1, 2, 0, 3).reshape(groups, cout_g, n * ho * wo)
         bt = xs.transpose(1, 0, 3, 2).reshape(groups, n * ho * wo, cin_g)
-        return np.matmul(a, bt).reshape(w_shape)
-    gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
-    for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, ho, wo):
-        m, rows = n1 - n0, r1 - r0
-        # the output gradient laid out like the columns: channel-major, then sample, row, column
-        gos = go[n0:n1, :, r0:r1, :].transpose(1, 0, 2, 3).reshape(groups, cout_g, m * rows * wo)
-        gw += np.matmul(gos, cols.reshape(groups, cin_g * kh * kw, m * rows * wo).transpose(0, 2, 1))
-    return gw.reshape(w_shape)
+        return _threads.matmul(a, bt).reshape(w_shape)
+    workers = _threads.worker_count()
+    tiles = _tiles(n, ho, cin * kh * kw * wo * dtype.itemsize, _budget(workers), workers)
+
+    def job(part, parallel):
+        matmul = _threads.matmul if parallel else np.matmul
+        gw = np.zeros((groups, cout_g, cin_g * kh * kw), dtype=dtype)
+        for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, wo, part, parallel):
+            m, rows = n1 - n0, r1 - r0
+            # the output gradient laid out like the columns: channel-major, then sample, row, column
+            gos = go[n0:n1, :, r0:r1, :].transpose(1, 0, 2, 3).reshape(groups, cout_g, m * rows * wo)
+            gw += matmul(gos, cols.reshape(groups, cin_g * kh * kw, m * rows * wo).transpose(0, 2, 1))
+        return gw
+
+    return sum(_run_tiles(job, tiles, workers)).reshape(w_shape)
 
 
 def _explicit_padding(x, pads, mode):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._dispatch import tensor_aware
+from . import _threads
 from ._validate import as_array, float_dtype
 
 __all__ = ["linear"]
@@ -41,7 +42,7 @@ def linear(input, weight, bias=None):
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
     dtype = float_dtype(x, w, b)
-    out = np.matmul(x.astype(dtype, copy=False), w.astype(dtype, copy=False).T)
+    out = _threads.matmul(x.astype(dtype, copy=False), w.astype(dtype, copy=False).T)
     if b is not None:
         out += b.astype(dtype, copy=False)
     return out
