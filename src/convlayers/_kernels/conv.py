@@ -15,7 +15,10 @@ Performance notes (measured, see benchmarks/):
 * Depthwise stride-1 kernels treat each padded plane as one flat vector: the
   tap (i, j) is then a constant shift ``i·d·Wp + j·d`` and one long loop
   replaces many short row loops (the columns that straddle two rows are junk
-  and are never copied out).
+  and are never copied out).  A stride-1 3×3 whose output is as wide as its
+  input skips the padded copy: the same shift works on the unpadded plane
+  for the rows whose taps stay inside it, and only the border is fixed up
+  (see :func:`_dw3x3_same`).
 """
 
 from __future__ import annotations
@@ -159,38 +162,186 @@ def _tap_offset(di, dj, sh, sw, plane_q, wq):
     return ((di % sh) * sw + dj % sw) * plane_q + (di // sh) * wq + dj // sw
 
 
+@njit(cache=True)
+def _dw_row(xp, wk, ho, pt, pl, dh, dw, drow):
+    """Output row ``ho`` of a stride-1 depthwise correlation, each tap one clipped slice multiply-add."""
+    h, w = xp.shape
+    kh, kw = wk.shape
+    wo_n = drow.shape[0]
+    for q in range(wo_n):
+        drow[q] = 0
+    for i in range(kh):
+        r = ho - pt + i * dh
+        if r < 0 or r >= h:
+            continue
+        src = xp[r]
+        for j in range(kw):
+            shift = j * dw - pl
+            a = max(0, -shift)
+            b = min(wo_n, w - shift)
+            if a >= b:
+                continue
+            wv = wk[i, j]
+            seg = src[a + shift:b + shift]
+            d = drow[a:b]
+            for q in range(b - a):
+                d[q] += wv * seg[q]
+
+
+@njit(cache=True)
+def _dw_same_span(h, w, ho_n, pt, pl, dh, dw):
+    """Rows [r0, r1) and columns [c0, c1) of a stride-1 3×3 output whose taps all fall inside the plane.
+
+    With the output as wide as the input, tap (i, j) of output pixel t (flat)
+    is input pixel ``t + (i·dh − pt)·w + j·dw − pl`` (flat), so these rows are
+    one flat range; r1 == r0 when there is no such range.
+    """
+    r0, r1 = pt, min(ho_n, h - 2 * dh + pt)
+    c0, c1 = pl, min(w, w - 2 * dw + pl)
+    if r1 <= r0 or c1 <= c0:
+        return 0, 0, c0, c1
+    return r0, r1, c0, c1
+
+
+@njit(cache=True)
+def _dw3x3_same(xp, wk, pt, pl, dh, dw, dst):
+    """Stride-1 3×3 depthwise correlation of one unpadded plane ``xp`` into ``dst``, as wide as ``xp``.
+
+    The rows whose taps all fall inside the plane are one flat loop of nine
+    shifted input slices into the output, written once: no padded copy, no
+    accumulator.  In that range, the ``2·dw`` border columns of each row read
+    their neighbour row and are recomputed; the ``pt + pb`` border rows take
+    clipped slices.  (384ch@28 b8, 2 threads: 0.7–0.8 ms against 1.4 ms for
+    padded phase planes and nine accumulating passes; torch 1.1–1.3 ms.)
+    """
+    h, w = xp.shape
+    ho_n = dst.shape[0]
+    r0, r1, c0, c1 = _dw_same_span(h, w, ho_n, pt, pl, dh, dw)
+    if r1 > r0:
+        xf = xp.ravel()
+        of = dst.ravel()
+        t0 = r0 * w + c0
+        n = (r1 - 1) * w + c1 - t0
+        b = t0 - pt * w - pl  # input pixel of tap (0, 0) for output t0
+        w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
+        w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
+        w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
+        s0 = xf[b:b + n]
+        s1 = xf[b + dw:b + dw + n]
+        s2 = xf[b + 2 * dw:b + 2 * dw + n]
+        b += dh * w
+        s3 = xf[b:b + n]
+        s4 = xf[b + dw:b + dw + n]
+        s5 = xf[b + 2 * dw:b + 2 * dw + n]
+        b += dh * w
+        s6 = xf[b:b + n]
+        s7 = xf[b + dw:b + dw + n]
+        s8 = xf[b + 2 * dw:b + 2 * dw + n]
+        d = of[t0:t0 + n]
+        for t in range(n):
+            d[t] = (w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t] + w4 * s4[t] + w5 * s5[t]
+                    + w6 * s6[t] + w7 * s7[t] + w8 * s8[t])
+        # The taps inside the plane are the same for a border column in every row, so
+        # they are found once per column: a generic bounds-checked loop per pixel took
+        # 2.5 of the 3.2 ms (serial) of 384ch@28.
+        for k in range(c0 + w - c1):
+            wo = k if k < c0 else c1 + k - c0
+            jlo = max(0, -((wo - pl) // dw))
+            jhi = min(3, (w - 1 - wo + pl) // dw + 1)
+            for ho in range(r0, r1):
+                acc = w0 * 0
+                for j in range(jlo, jhi):
+                    c = wo - pl + j * dw
+                    acc += (wk[0, j] * xp[ho - pt, c] + wk[1, j] * xp[ho - pt + dh, c]
+                            + wk[2, j] * xp[ho - pt + 2 * dh, c])
+                dst[ho, wo] = acc
+    for ho in range(min(r0, ho_n)):
+        _dw_row(xp, wk, ho, pt, pl, dh, dw, dst[ho])
+    for ho in range(r1, ho_n):
+        _dw_row(xp, wk, ho, pt, pl, dh, dw, dst[ho])
+
+
 @parallel_kernel()
 def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out):
     """Depthwise correlation; ``x`` (N, C, H, W) unpadded, zero padding (pt, pl) applied here.
 
     ``w`` is (C*m, kh, kw) and ``out`` (N, C*m, Ho, Wo): channel ``oc`` reads
-    ``oc // m``.  Each padded plane is split into stride phases, so every tap
-    is one long contiguous multiply-add over a flat phase plane.
+    ``oc // m``.  A stride-1 3×3 with the output as wide as the input reads
+    the input directly (:func:`_dw3x3_same`).  Otherwise each padded plane is
+    split into stride phases, so every tap is one long contiguous multiply-add
+    over a flat phase plane; for 3×3 all nine taps go in one pass.
     """
     n_n, oc_n, ho_n, wo_n = out.shape
     c_n = x.shape[1]
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
+    planes = n_n * oc_n
+    if sh == 1 and sw == 1 and kh == 3 and kw == 3 and wo_n == x.shape[3]:
+        for no in prange(planes):
+            n = no // oc_n
+            oc = no % oc_n
+            _dw3x3_same(x[n, oc // m], w[oc], pt, pl, dh, dw, out[n, oc])
+        return
     hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
-    for no in prange(n_n * oc_n):
-        n = no // oc_n
-        oc = no % oc_n
+    # Buffers per block of planes, not per plane, and 3×3 taps in one pass (384ch@28
+    # stride 2: 1.45 ms, was 1.53 ms).  numba.get_num_threads() here would make the kernel
+    # uncacheable; 64 blocks spread evenly over any thread count.
+    blocks = min(planes, 64)
+    for blk in prange(blocks):
         src = np.empty(sh * sw * plane_q, dtype=out.dtype)
-        _phase_planes(x[n, oc // m], pt, pl, hp, wp, sh, sw, hq, wq, src)
-        acc = np.zeros(length, dtype=out.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                wv = w[oc, i, j]
-                off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
-                seg = src[off:off + length]
+        acc = np.empty(length, dtype=out.dtype)
+        for no in range(blk * planes // blocks, (blk + 1) * planes // blocks):
+            n = no // oc_n
+            oc = no % oc_n
+            _phase_planes(x[n, oc // m], pt, pl, hp, wp, sh, sw, hq, wq, src)
+            if kh == 3 and kw == 3:
+                _dw3x3_flat(src, w[oc], sh, sw, dh, dw, plane_q, wq, acc)
+            else:
                 for t in range(length):
-                    acc[t] += wv * seg[t]
-        dst = out[n, oc]
-        for ho in range(ho_n):
-            row = acc[ho * wq:ho * wq + wo_n]
-            drow = dst[ho]
-            for wo in range(wo_n):
-                drow[wo] = row[wo]
+                    acc[t] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = w[oc, i, j]
+                        off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
+                        seg = src[off:off + length]
+                        for t in range(length):
+                            acc[t] += wv * seg[t]
+            dst = out[n, oc]
+            for ho in range(ho_n):
+                row = acc[ho * wq:ho * wq + wo_n]
+                drow = dst[ho]
+                for wo in range(wo_n):
+                    drow[wo] = row[wo]
+
+
+@njit(cache=True)
+def _dw3x3_flat(src, wk, sh, sw, dh, dw, plane_q, wq, acc):
+    """All nine taps of a 3×3 over flat phase planes in one pass into ``acc`` (overwritten)."""
+    n = acc.shape[0]
+    o = _tap_offset(0, 0, sh, sw, plane_q, wq)
+    s0 = src[o:o + n]
+    o = _tap_offset(0, dw, sh, sw, plane_q, wq)
+    s1 = src[o:o + n]
+    o = _tap_offset(0, 2 * dw, sh, sw, plane_q, wq)
+    s2 = src[o:o + n]
+    o = _tap_offset(dh, 0, sh, sw, plane_q, wq)
+    s3 = src[o:o + n]
+    o = _tap_offset(dh, dw, sh, sw, plane_q, wq)
+    s4 = src[o:o + n]
+    o = _tap_offset(dh, 2 * dw, sh, sw, plane_q, wq)
+    s5 = src[o:o + n]
+    o = _tap_offset(2 * dh, 0, sh, sw, plane_q, wq)
+    s6 = src[o:o + n]
+    o = _tap_offset(2 * dh, dw, sh, sw, plane_q, wq)
+    s7 = src[o:o + n]
+    o = _tap_offset(2 * dh, 2 * dw, sh, sw, plane_q, wq)
+    s8 = src[o:o + n]
+    w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
+    w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
+    w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
+    for t in range(n):
+        acc[t] = (w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t] + w4 * s4[t] + w5 * s5[t]
+                  + w6 * s6[t] + w7 * s7[t] + w8 * s8[t])
 
 
 @njit(cache=True)
@@ -235,29 +386,140 @@ def _unphase_plane(buf, pt, pl, sh, sw, hq, wq, gx):
 def depthwise_input_grad(go, w, pt, pl, hp, wp, sh, sw, dh, dw, gx):
     """Gradient of :func:`depthwise_forward` with respect to its (unpadded) input ``gx``, overwritten.
 
-    The adjoint of the forward's shifted multiply-adds: each tap adds the
+    For a stride-1 3×3 without channel multiplier whose output is as wide as
+    its input, that gradient is the correlation of the output gradient with
+    the flipped kernel, padded by ``2·d − p``: :func:`_dw3x3_same` again
+    (64ch@56 b8, 2 threads: 0.43 ms against 0.73 ms for the scatter below).  Otherwise,
+    the adjoint of the forward's shifted multiply-adds: each tap adds the
     scaled output gradient, laid out on the phase grid, back at its shift.
     """
     n_n, oc_n, ho_n, wo_n = go.shape
     c_n = gx.shape[1]
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
+    planes = n_n * c_n
+    if (m == 1 and sh == 1 and sw == 1 and kh == 3 and kw == 3 and wo_n == gx.shape[3]
+            and pt <= 2 * dh and pl <= 2 * dw):
+        wf = np.empty_like(w)
+        for c in range(c_n):
+            for i in range(3):
+                for j in range(3):
+                    wf[c, i, j] = w[c, 2 - i, 2 - j]
+        for nc in prange(planes):
+            n = nc // c_n
+            c = nc % c_n
+            _dw3x3_same(go[n, c], wf[c], 2 * dh - pt, 2 * dw - pl, dh, dw, gx[n, c])
+        return
     hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
-    for nc in prange(n_n * c_n):
-        n = nc // c_n
-        c = nc % c_n
-        acc = np.zeros(sh * sw * plane_q, dtype=gx.dtype)
+    blocks = min(planes, 64)  # buffers per block of planes, as in depthwise_forward
+    for blk in prange(blocks):
+        acc = np.empty(sh * sw * plane_q, dtype=gx.dtype)
         g = np.empty(length, dtype=gx.dtype)
-        for oc in range(c * m, (c + 1) * m):
-            _flat_rows(go[n, oc], wq, g)
-            for i in range(kh):
-                for j in range(kw):
-                    wv = w[oc, i, j]
-                    off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
-                    seg = acc[off:off + length]
-                    for t in range(length):
-                        seg[t] += wv * g[t]
-        _unphase_plane(acc, pt, pl, sh, sw, hq, wq, gx[n, c])
+        for nc in range(blk * planes // blocks, (blk + 1) * planes // blocks):
+            n = nc // c_n
+            c = nc % c_n
+            for t in range(acc.shape[0]):
+                acc[t] = 0
+            for oc in range(c * m, (c + 1) * m):
+                _flat_rows(go[n, oc], wq, g)
+                for i in range(kh):
+                    for j in range(kw):
+                        wv = w[oc, i, j]
+                        off = _tap_offset(i * dh, j * dw, sh, sw, plane_q, wq)
+                        seg = acc[off:off + length]
+                        for t in range(length):
+                            seg[t] += wv * g[t]
+            _unphase_plane(acc, pt, pl, sh, sw, hq, wq, gx[n, c])
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _dw3x3_same_wgrad(xp, g, pt, pl, dh, dw, total):
+    """Add one plane's gradient of a stride-1 3×3 (as :func:`_dw3x3_same`) to the 9 sums in ``total``.
+
+    One flat pass with nine reassociated (vectorised) dot products over the
+    rows whose taps all fall inside the plane; then, in that range, the taps
+    of the border columns that read the neighbour row are taken back out, and
+    the border pixels outside it and the border rows are added with clipped
+    slices.
+    """
+    h, w = xp.shape
+    ho_n = g.shape[0]
+    r0, r1, c0, c1 = _dw_same_span(h, w, ho_n, pt, pl, dh, dw)
+    if r1 > r0:
+        xf = xp.ravel()
+        gf = g.ravel()
+        t0 = r0 * w + c0
+        n = (r1 - 1) * w + c1 - t0
+        b0 = t0 - pt * w - pl
+        b = b0
+        s0 = xf[b:b + n]
+        s1 = xf[b + dw:b + dw + n]
+        s2 = xf[b + 2 * dw:b + 2 * dw + n]
+        b += dh * w
+        s3 = xf[b:b + n]
+        s4 = xf[b + dw:b + dw + n]
+        s5 = xf[b + 2 * dw:b + 2 * dw + n]
+        b += dh * w
+        s6 = xf[b:b + n]
+        s7 = xf[b + dw:b + dw + n]
+        s8 = xf[b + 2 * dw:b + 2 * dw + n]
+        gs = gf[t0:t0 + n]
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = gs[0] * 0
+        for t in range(n):
+            gv = gs[t]
+            a0 += gv * s0[t]
+            a1 += gv * s1[t]
+            a2 += gv * s2[t]
+            a3 += gv * s3[t]
+            a4 += gv * s4[t]
+            a5 += gv * s5[t]
+            a6 += gv * s6[t]
+            a7 += gv * s7[t]
+            a8 += gv * s8[t]
+        total[0] += a0
+        total[1] += a1
+        total[2] += a2
+        total[3] += a3
+        total[4] += a4
+        total[5] += a5
+        total[6] += a6
+        total[7] += a7
+        total[8] += a8
+        for k in range(c0 + w - c1):
+            wo = k if k < c0 else c1 + k - c0
+            for ho in range(r0, r1):
+                t = ho * w + wo
+                gv = g[ho, wo]
+                inside = t0 <= t < t0 + n
+                for j in range(3):
+                    c = wo - pl + j * dw
+                    if 0 <= c < w:
+                        if not inside:
+                            for i in range(3):
+                                total[i * 3 + j] += gv * xp[ho - pt + i * dh, c]
+                    elif inside:
+                        q = b0 + t - t0 + j * dw
+                        for i in range(3):
+                            total[i * 3 + j] -= gv * xf[q + i * dh * w]
+    for ho in range(ho_n):
+        if r0 <= ho < r1:
+            continue
+        for i in range(3):
+            r = ho - pt + i * dh
+            if r < 0 or r >= h:
+                continue
+            for j in range(3):
+                shift = j * dw - pl
+                a = max(0, -shift)
+                e = min(g.shape[1], w - shift)
+                if a >= e:
+                    continue
+                gseg = g[ho, a:e]
+                xseg = xp[r, a + shift:e + shift]
+                part = gseg[0] * 0
+                for q in range(e - a):
+                    part += gseg[q] * xseg[q]
+                total[i * 3 + j] += part
 
 
 @parallel_kernel(fastmath={"reassoc", "contract"})
@@ -266,12 +528,24 @@ def depthwise_weight_grad(go, x, pt, pl, hp, wp, sh, sw, dh, dw, gw):
 
     Each tap's gradient is the dot product of the output gradient with the
     input shifted by that tap; per-plane sums are reassociated (so they
-    vectorise) and the planes are added up in float64.
+    vectorise) and the planes are added up in float64.  A stride-1 3×3 whose
+    output is as wide as its input reads the planes in place
+    (:func:`_dw3x3_same_wgrad`; 64ch@56 b8, 2 threads: 0.52 ms against 0.86 ms
+    for copying them into padded phase planes and nine passes).
     """
     n_n, oc_n, ho_n, wo_n = go.shape
     c_n = x.shape[1]
     m = oc_n // c_n
     kh, kw = gw.shape[1], gw.shape[2]
+    if sh == 1 and sw == 1 and kh == 3 and kw == 3 and wo_n == x.shape[3]:
+        for oc in prange(oc_n):
+            total = np.zeros(9)
+            for n in range(n_n):
+                _dw3x3_same_wgrad(x[n, oc // m], go[n, oc], pt, pl, dh, dw, total)
+            for i in range(3):
+                for j in range(3):
+                    gw[oc, i, j] = total[i * 3 + j]
+        return
     hq, wq, plane_q, length = _phase_geometry(hp, wp, sh, sw, ho_n, wo_n)
     for oc in prange(oc_n):
         src = np.empty(sh * sw * plane_q, dtype=x.dtype)
