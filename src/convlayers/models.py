@@ -15,6 +15,7 @@ from . import functional as F
 from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable,
                  Dropout, Flatten, InvertedResidual, Linear, MaxPool2d, MobileBlock, Module, ReLU, Sequential,
                  init)
+from .nn.fusion import conv_bn_act
 
 __all__ = ["MobileNetV2", "mobilenet_v2", "BasicBlock", "ResNet", "resnet18", "digits_cnn", "DIGIT_MODELS",
            "make_divisible"]
@@ -146,8 +147,8 @@ class BasicBlock(Module):
 
     def forward(self, x):
         identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = conv_bn_act(self.conv1, self.bn1, self.relu, x)
+        out = conv_bn_act(self.conv2, self.bn2, None, out)
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.relu(out + identity)
@@ -199,7 +200,7 @@ class ResNet(Module):
         return Sequential(*stage)
 
     def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_bn_act(self.conv1, self.bn1, self.relu, x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x).flatten(1)
         return self.fc(x)

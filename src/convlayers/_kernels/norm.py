@@ -151,3 +151,27 @@ def scale_shift(x, alpha, beta, out):
         dst = out[n, c]
         for i in range(l_n):
             dst[i] = src[i] * a + b
+
+
+@parallel_kernel()
+def affine_clamp(y, alpha, beta, lo, hi):
+    """In place on (N, C, L) ``y``: ``y[n, c] = min(max(y[n, c]·alpha[c] + beta[c], lo), hi)``; NaN stays NaN.
+
+    Evaluation-mode batch norm and its ReLU/ReLU6 in one pass, run on a
+    convolution's output tile while it is still in cache.  ``y`` may be a
+    strided view (a band of output rows); each ``y[n, c]`` row is contiguous.
+    """
+    n_n, c_n, l_n = y.shape
+    for nc in prange(n_n * c_n):
+        n = nc // c_n
+        c = nc % c_n
+        a = alpha[c]
+        b = beta[c]
+        row = y[n, c]
+        for i in range(l_n):
+            v = row[i] * a + b
+            if v < lo:
+                v = lo
+            if v > hi:
+                v = hi
+            row[i] = v

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._dispatch import tensor_aware
 from .._kernels import conv as _k
+from .._kernels import norm as _norm_k
 from . import _threads
 from ._validate import (as_array, batched, check_int, check_window_fits, float_dtype, nonneg_pair,
                         positive_pair)
@@ -187,8 +188,12 @@ def _is_depthwise(cin, cin_g, groups):
 # --------------------------------------------------------------------------- cores (4-D, zero padding)
 
 
-def _forward_core(x, w, stride, pads, dilation, groups):
-    """conv2d without bias on a validated 4-D input; ``pads`` are zeros (top, bottom, left, right)."""
+def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
+    """conv2d without bias on a validated 4-D input; ``pads`` are zeros (top, bottom, left, right).
+
+    ``epilogue = (alpha, beta, lo, hi)`` maps every output channel through
+    ``clamp(y·alpha[c] + beta[c], lo, hi)`` as soon as each tile is computed.
+    """
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
     ho, wo = _out_hw((h, wd), pads, (kh, kw), stride, dilation)
@@ -200,12 +205,13 @@ def _forward_core(x, w, stride, pads, dilation, groups):
         kernel = _k.depthwise_forward.for_work(out.size * kh * kw)
         kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1], wd + pads[2] + pads[3],
                stride[0], stride[1], dilation[0], dilation[1], out)
+        _apply_epilogue(out.reshape(n, cout, ho * wo), epilogue, True)
         return out
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
     if kh == 1 and kw == 1:
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
-        _threads.matmul(wg, xs, out=out.reshape(n, groups, cout_g, ho * wo))
+        _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
         return out
     workers = _threads.worker_count()
     tiles = _tiles(n, ho, cin * kh * kw * wo * x.dtype.itemsize, _budget(workers), workers)
@@ -219,9 +225,35 @@ def _forward_core(x, w, stride, pads, dilation, groups):
             colg = cols.reshape(groups, cin_g * kh * kw, m, rows * wo).transpose(2, 0, 1, 3)
             dst = out[n0:n1, :, r0:r1, :].reshape(m, groups, cout_g, rows * wo, copy=False)
             matmul(wg, colg, out=dst)
+            _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel)
 
     _run_tiles(job, tiles, workers)
     return out
+
+
+def _pointwise_forward(wg, xs, out, epilogue):
+    """``out = wg @ xs`` for a 1×1 convolution, (N, groups, C_out/g, L), then the epilogue; split by samples."""
+    n, groups, cout_g, length = out.shape
+    workers = _threads.worker_count()
+    if workers < 2 or n < workers or out.size * wg.shape[-1] < _threads._SPLIT_MIN_MACS:
+        _threads.matmul(wg, xs, out=out)
+        _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
+        return
+
+    def job(a, b):
+        np.matmul(wg, xs[a:b], out=out[a:b])
+        _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False)
+
+    bounds = [n * i // workers for i in range(workers + 1)]
+    _threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])])
+
+
+def _apply_epilogue(y, epilogue, parallel):
+    """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y`` (no-op for None)."""
+    if epilogue is None or y.size == 0:
+        return
+    kernel = _norm_k.affine_clamp.for_work(y.size) if parallel else _norm_k.affine_clamp.serial
+    kernel(y, *epilogue)
 
 
 def _budget(workers):
@@ -389,6 +421,32 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups)
     if b is not None:
         out += b.astype(dtype, copy=False)[:, None, None]
+    return out[0] if unbatched else out
+
+
+def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, shift,
+                  lo=-np.inf, hi=np.inf):
+    """``clamp(conv2d(input, weight, bias, ...)·scale[c] + shift[c], lo, hi)`` in one pass over the output.
+
+    Inference of a Conv → BatchNorm (evaluation) → ReLU/ReLU6 block: the
+    per-channel map is applied to each output tile as soon as BLAS has
+    written it, while it is still in cache, instead of in two more passes over
+    the whole output.  Same validation and arguments as :func:`conv2d`;
+    ``scale`` and ``shift`` have shape (C_out,).
+    """
+    x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype = _conv_args(
+        "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    scale = np.asarray(scale, dtype=dtype)
+    shift = np.asarray(shift, dtype=dtype)
+    if scale.shape != (w.shape[0],) or shift.shape != (w.shape[0],):
+        raise ValueError(f"conv2d_affine: scale and shift must have shape ({w.shape[0]},), "
+                         f"got {scale.shape} and {shift.shape}")
+    if b is not None:
+        shift = shift + b.astype(dtype) * scale
+    x4 = x4.astype(dtype, copy=False)
+    x4, pads = _explicit_padding(x4, pads, mode)
+    epilogue = (scale, shift, dtype.type(lo), dtype.type(hi))
+    out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups, epilogue)
     return out[0] if unbatched else out
 
 

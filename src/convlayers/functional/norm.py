@@ -96,18 +96,25 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
             running_var *= 1 - momentum
             running_var += momentum * var * (count / (count - 1))
         return out.reshape(x.shape), (x3, w, save_mean, save_invstd)
-    mean = arrays["running_mean"].astype(dtype, copy=False)
-    var = arrays["running_var"].astype(dtype, copy=False)
-    scale = 1.0 / np.sqrt(var + eps)
-    if arrays["weight"] is not None:
-        scale = scale * arrays["weight"]
-    shift = -mean * scale
-    if arrays["bias"] is not None:
-        shift = shift + arrays["bias"]
+    scale, shift = eval_scale_shift(arrays["running_mean"], arrays["running_var"], arrays["weight"],
+                                    arrays["bias"], eps, dtype)
     x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, int(np.prod(x.shape[2:])))
     out = np.empty(x3.shape, dtype=dtype)
-    _k.scale_shift.for_work(x3.size)(x3, scale.astype(dtype), shift.astype(dtype), out)
+    _k.scale_shift.for_work(x3.size)(x3, scale, shift, out)
     return out.reshape(x.shape), None
+
+
+def eval_scale_shift(running_mean, running_var, weight, bias, eps, dtype):
+    """Evaluation-mode batch norm as one per-channel affine map: ``y = x·scale + shift``, in ``dtype``."""
+    mean = running_mean.astype(dtype, copy=False)
+    var = running_var.astype(dtype, copy=False)
+    scale = 1.0 / np.sqrt(var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return scale.astype(dtype), shift.astype(dtype)
 
 
 def batch_norm_train_backward(grad_output, saved, need_input=True):

@@ -184,11 +184,15 @@ class Conv2d(_ConvNd):
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                     padding_mode, dtype, transposed=False)
 
-    def forward(self, x):
+    def check_input(self, x):
+        """Raise the layer's error for an input of the wrong rank or channel count."""
         shape = _check_input(x, 4, "Conv2d")
         if shape[1] != self.in_channels:
             raise ValueError(f"Conv2d: expected input with {self.in_channels} channels, got {shape[1]} "
                              f"(input shape {tuple(shape)})")
+
+    def forward(self, x):
+        self.check_input(x)
         return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
                         dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode)
 

@@ -520,9 +520,9 @@ class Sequential(Module):
         return self
 
     def forward(self, x):
-        for module in self._modules.values():
-            x = module(x)
-        return x
+        # Inference fuses Conv2d -> BatchNorm2d [-> ReLU/ReLU6] runs (nn.fusion imports the layers, hence late).
+        from .fusion import run_sequential
+        return run_sequential(list(self._modules.values()), x)
 
 
 class ModuleList(Module):
