@@ -13,8 +13,22 @@ from convlayers.cli import main
 
 def test_time_pair_alternates_and_takes_medians():
     calls = []
-    a, b = benchmark.time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3)
+    a, b = benchmark.time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warm=0)
     assert calls == ["a", "a", "b", "b"] * 3 and a >= 0 and b >= 0
+
+
+def test_time_pair_warms_each_side_for_the_given_time():
+    import time
+    calls = []
+
+    def slow(tag):
+        calls.append(tag)
+        time.sleep(0.002)
+
+    benchmark.time_pair(lambda: slow("a"), lambda: slow("b"), repeats=2, warm=0.009)
+    runs = "".join(calls)
+    # at least 0.009 s of untimed 2 ms calls (5, more on a slow machine), then the timed one
+    assert runs.startswith("a" * 6) and runs.count("ab") == 2 and runs.count("ba") == 1
 
 
 def test_geomean():

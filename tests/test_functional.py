@@ -479,6 +479,28 @@ def test_row_tiling_does_not_change_results(monkeypatch):
     np.testing.assert_allclose(gw, gw2, rtol=1e-12)
 
 
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride, dilation, padding", [((1, 2), (1, 1), (1, 2)), ((2, 3), (2, 1), (0, 3)),
+                                                       ((3, 2), (1, 2), (2, 0))])
+def test_both_unrolls_match_torch(monkeypatch, direct, dtype, stride, dilation, padding):
+    """Strided convs unroll straight from the input or through stride phases, by width: check both ways."""
+    import convlayers.functional.conv as conv_module
+    monkeypatch.setattr(conv_module, "_DIRECT_MAX_STRIDED_WIDTH", 10**9 if direct else 0)
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 3, 13, 75)).astype(dtype), rng.standard_normal((4, 3, 3, 4)).astype(dtype)
+    kw = dict(stride=stride, dilation=dilation, padding=padding)
+    got = F.conv2d(x, w, **kw)
+    xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
+    want = TF.conv2d(xt, wt, **kw)
+    assert_close(got, want.detach().numpy())
+    go = rng.standard_normal(got.shape).astype(dtype)
+    want.backward(t(go))
+    gi, gw, _ = F.conv2d_backward(go, x, w, **kw)
+    assert_close(gi, xt.grad.numpy())
+    assert_close(gw, wt.grad.numpy())
+
+
 # --------------------------------------------------------------------------- bad input
 
 

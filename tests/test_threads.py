@@ -12,7 +12,6 @@ import threading
 import numba
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
 
 import convlayers.functional as F
 from convlayers.functional import _threads
@@ -20,7 +19,9 @@ from convlayers.functional import conv as conv_module
 
 
 def _blas_threads():
-    return sorted(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+    """Thread counts of the BLAS libraries convlayers limits (NumPy's; others may load later, e.g. SciPy's)."""
+    controller = _threads._blas_controller()
+    return sorted(lib["num_threads"] for lib in controller.info())
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ CONV_CASES = [  # (x shape, w shape, kwargs): batches that split by samples, by 
     ((2, 8, 7, 7), (4, 8, 1, 1), dict(stride=2)),
     ((1, 8, 9, 9), (4, 8, 1, 1), {}),
     ((4, 3, 10, 10), (4, 3, 5, 5), dict(stride=3, padding=2)),
+    ((4, 3, 20, 20), (5, 3, 3, 3), dict(padding=1)),  # 400-column samples: one product per sample
 ]
 
 

@@ -3,7 +3,7 @@
 Both sides run in one process, on the same float32 NCHW arrays, limited to
 the same number of threads (numba, BLAS/OpenMP through threadpoolctl, and
 torch), alternating the two sides so that drifts in machine load hit both (each
-timed call follows an untimed one of the same side, see :func:`time_pair`).
+timed call follows 10 ms of untimed calls of the same side, see :func:`time_pair`).
 Each figure is the median of ``repeats`` runs after a warm-up.  Ratios are
 convlayers time / peer time: below 1 convlayers is faster.
 
@@ -58,22 +58,31 @@ def limit_threads(threads: int):
     return threadpool_limits(threads)
 
 
-def time_pair(ours, peer, repeats):
+# Untimed calls of a side before each timed call add up to at least this long.
+_WARM_SECONDS = 0.01
+
+
+def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
     """Median seconds of each callable, alternating the two sides.
 
-    Each timed call follows an untimed call of the same side.  Both runtimes'
-    thread pools behave differently warm and cold: OpenBLAS's and PyTorch's
-    OpenMP workers spin for a while after a call (stealing the cores of
-    whichever side runs next), then sleep (and the next call pays to wake them).
-    Measured on a 2-thread stride-2 conv: 4.8 ms back to back, 10-13 ms after a
-    pause, up to 20 ms right after the other library.  The untimed call absorbs
-    both effects, so each side is timed in the steady state of a loop of its
-    own calls, as in real use.
+    Each timed call follows untimed calls of the same side lasting at least
+    ``warm`` seconds (one call at least).  Both runtimes' thread pools behave
+    differently warm and cold: PyTorch's OpenMP workers spin for about 5 ms after
+    a call (libgomp's default spin count; stealing a core from whichever side
+    runs next), and idle workers take long to wake on this kind of VM.
+    Measured on a 64×96×4×4 3×3 conv: 1.5 ms back to back, 3.0 ms right after
+    PyTorch's call even with one untimed call of ours between, 1.7 ms once
+    PyTorch had been idle 5–10 ms.  With ``warm`` long enough to outlast the
+    other side's spinning, each side is timed in the steady state of a loop of
+    its own calls, as in real use.
     """
     a, b = [], []
     for _ in range(repeats):
         for fn, times in ((ours, a), (peer, b)):
+            t0 = time.perf_counter()
             fn()
+            while time.perf_counter() - t0 < warm:
+                fn()
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)

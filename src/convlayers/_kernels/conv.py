@@ -60,6 +60,52 @@ def im2col(xq, kh, kw, sh, sw, dh, dw, r0, r1, wo_n, cols):
                     dst[wo] = seg[wo]
 
 
+@njit(cache=True, nogil=True)
+def im2col_direct(x, kh, kw, sh, sw, dh, dw, pt, pl, r0, r1, wo_n, cols):
+    """:func:`im2col` straight from the unpadded samples ``x`` (m, C, H, W), zero padding (pt, pl) implied.
+
+    Skips the padded phase copy (a pass over the input and a buffer the size
+    of it) at the price of a strided read per row when ``sw > 1``; faster for
+    stride 1 and for narrow outputs (measured: 0.38 vs 0.49 ms for 37×96×4×4,
+    0.48 vs 0.83 ms for 4×64×56×56 at stride 2, but 0.34 vs 0.18 ms for the
+    7×7 stride-2 stem at 224²).  Indices are unsigned: numba then emits no
+    negative-index check per element, and the short rows of small images copy
+    without building a slice per row (0.15 vs 0.25 ms for 32×48×8×8).
+    """
+    n_n, c_n, h, w = x.shape
+    xf = x.ravel()
+    cf = cols.ravel()
+    k = kh * kw
+    rows = r1 - r0
+    ncols = n_n * rows * wo_n
+    zero = cols.dtype.type(0)
+    usw = np.uint64(sw)
+    for row in range(c_n * k):
+        c = row // k
+        i = (row // kw) % kh
+        j = row % kw
+        off = j * dw - pl  # input column read by output column 0
+        lo = min((-off + sw - 1) // sw, wo_n) if off < 0 else 0  # first output column inside the row
+        hi = max(min(max((w - off + sw - 1) // sw, 0), wo_n), lo)  # one past the last
+        for s in range(n_n):
+            plane = (s * c_n + c) * h * w
+            for ho in range(r0, r1):
+                d = np.uint64(row * ncols + (s * rows + ho - r0) * wo_n)
+                r = ho * sh + i * dh - pt
+                if r < 0 or r >= h:
+                    for t in range(np.uint64(wo_n)):
+                        cf[d + t] = zero
+                    continue
+                for t in range(np.uint64(lo)):
+                    cf[d + t] = zero
+                src = np.uint64(plane + r * w + off + lo * sw)
+                dd = d + np.uint64(lo)
+                for t in range(np.uint64(hi - lo)):
+                    cf[dd + t] = xf[src + t * usw]
+                for t in range(np.uint64(hi), np.uint64(wo_n)):
+                    cf[d + t] = zero
+
+
 @parallel_kernel()
 def pad_phases(x, pt, pl, sh, sw, xq):
     """Zero-pad samples and split them into stride phases in one pass, for :func:`im2col`.
