@@ -3,7 +3,7 @@
 Both sides run in one process, on the same float32 NCHW arrays, limited to
 the same number of threads (numba, BLAS/OpenMP through threadpoolctl, and
 torch), alternating the two sides so that drifts in machine load hit both (each
-timed call follows 10 ms of untimed calls of the same side, see :func:`time_pair`).
+timed call follows 30 ms of untimed calls of the same side, see :func:`time_pair`).
 Each figure is the median of ``repeats`` runs after a warm-up.  Ratios are
 convlayers time / peer time: below 1 convlayers is faster.
 
@@ -59,7 +59,7 @@ def limit_threads(threads: int):
 
 
 # Untimed calls of a side before each timed call add up to at least this long.
-_WARM_SECONDS = 0.01
+_WARM_SECONDS = 0.03
 
 
 def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
@@ -67,14 +67,14 @@ def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
 
     Each timed call follows untimed calls of the same side lasting at least
     ``warm`` seconds (one call at least).  Both runtimes' thread pools behave
-    differently warm and cold: PyTorch's OpenMP workers spin for about 5 ms after
-    a call (libgomp's default spin count; stealing a core from whichever side
-    runs next), and idle workers take long to wake on this kind of VM.
-    Measured on a 64×96×4×4 3×3 conv: 1.5 ms back to back, 3.0 ms right after
-    PyTorch's call even with one untimed call of ours between, 1.7 ms once
-    PyTorch had been idle 5–10 ms.  With ``warm`` long enough to outlast the
-    other side's spinning, each side is timed in the steady state of a loop of
-    its own calls, as in real use.
+    differently warm and cold: PyTorch's OpenMP workers keep spinning for about
+    15 ms after a call (libgomp's default spin), stealing a core from whatever
+    runs next, and idle workers take long to wake on this kind of VM.
+    Measured on the 8×64×56×56 pointwise conv, convlayers' calls took 0.63 ms
+    in the first 10 ms after PyTorch's last call, 0.52 ms at 10–15 ms, and
+    0.38 ms from 15 ms on (0.38 ms back to back).  With ``warm`` well past that,
+    each side is timed in the steady state of a loop of its own calls, as in
+    real use.
     """
     a, b = [], []
     for _ in range(repeats):
