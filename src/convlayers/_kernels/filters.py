@@ -107,24 +107,32 @@ def correlate_folded(a, rmap, cmap, left, fillrow, k, out, row0, row1):
                     seg = src[base + l:base + l + cnt]
                     for n in range(cnt):
                         oseg[n] += seg[n] * wt
-        for n in range(lo):
-            orow[n] = _edge_tap_sum(a, rmap, cmap, m, n, fillrow, k)
-        for n in range(hi, ow):
-            orow[n] = _edge_tap_sum(a, rmap, cmap, m, n, fillrow, k)
+    # The few edge columns, one column at a time over all rows: per pixel through a
+    # helper they took 0.7 of 2.2 ms (2048x2048 3x3, one thread).
+    for n in range(lo):
+        _edge_column(a, rmap, cmap, n, fillrow[0], k, out, row0, row1)
+    for n in range(hi, ow):
+        _edge_column(a, rmap, cmap, n, fillrow[0], k, out, row0, row1)
 
 
-@nb.njit(inline="always")
-def _edge_tap_sum(a, rmap, cmap, m, n, fillrow, k):
-    """One output sample near the left/right edge, columns looked up through ``cmap``."""
+@nb.njit(cache=True, nogil=True)
+def _edge_column(a, rmap, cmap, n, fill, k, out, row0, row1):
+    """Output column ``n`` (near the left/right edge) for rows ``row0 .. row1``, columns through ``cmap``.
+
+    Taps are summed in row-major order from ``k[0, 0]``, as in the interior."""
     kh, kw = k.shape
-    fill = fillrow[0]
-    acc = k[0, 0] * (fill if cmap[n] < 0 else _row(a, rmap[m], fillrow)[cmap[n]])
-    for j in range(kh):
-        src = _row(a, rmap[m + j], fillrow)
-        for l in range(1 if j == 0 else 0, kw):
-            c = cmap[n + l]
-            acc += (src[c] if c >= 0 else fill) * k[j, l]
-    return acc
+    for m in range(row0, row1):
+        acc = k[0, 0] * 0
+        for j in range(kh):
+            r = rmap[m + j]
+            for l in range(kw):
+                c = cmap[n + l]
+                v = fill if (r < 0 or c < 0) else a[r, c]
+                if j == 0 and l == 0:
+                    acc = k[0, 0] * v
+                else:
+                    acc += v * k[j, l]
+        out[m, n] = acc
 
 
 @nb.njit(inline="always")
@@ -135,17 +143,22 @@ def _row(a, r, fillrow):
 @nb.njit(inline="always")
 def _fused3x3(r0, r1, r2, k, base, cnt, o):
     """All nine taps in one pass: one store per output and loads from L1, instead
-    of nine read-modify-write sweeps over the output row."""
+    of nine read-modify-write sweeps over the output row.
+
+    Three row arrays indexed with unsigned offsets rather than nine slices: LLVM
+    checks at run time that the output overlaps none of the inputs before it
+    vectorises, and gives up beyond 8 such checks, which nine slices exceed."""
     k00, k01, k02 = k[0, 0], k[0, 1], k[0, 2]
     k10, k11, k12 = k[1, 0], k[1, 1], k[1, 2]
     k20, k21, k22 = k[2, 0], k[2, 1], k[2, 2]
-    a0, a1, a2 = r0[base:base + cnt], r0[base + 1:base + 1 + cnt], r0[base + 2:base + 2 + cnt]
-    b0, b1, b2 = r1[base:base + cnt], r1[base + 1:base + 1 + cnt], r1[base + 2:base + 2 + cnt]
-    c0, c1, c2 = r2[base:base + cnt], r2[base + 1:base + 1 + cnt], r2[base + 2:base + 2 + cnt]
-    for n in range(cnt):
-        o[n] = (a0[n] * k00 + a1[n] * k01 + a2[n] * k02
-                + b0[n] * k10 + b1[n] * k11 + b2[n] * k12
-                + c0[n] * k20 + c1[n] * k21 + c2[n] * k22)
+    b = np.uint64(base)
+    one = np.uint64(1)
+    two = np.uint64(2)
+    for n in range(np.uint64(cnt)):
+        i = b + n
+        o[n] = (r0[i] * k00 + r0[i + one] * k01 + r0[i + two] * k02
+                + r1[i] * k10 + r1[i + one] * k11 + r1[i + two] * k12
+                + r2[i] * k20 + r2[i + one] * k21 + r2[i + two] * k22)
 
 
 @nb.njit(**_OPTS)
