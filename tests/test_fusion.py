@@ -19,6 +19,8 @@ from convlayers.nn import fusion
 CASES = [  # (in, out, kernel, stride, groups, bias, padding_mode, activation, input shape)
     (4, 6, 3, 1, 1, False, "zeros", nn.ReLU, (3, 4, 9, 8)),
     (6, 6, 3, 2, 6, False, "zeros", nn.ReLU6, (2, 6, 11, 11)),     # depthwise, stride 2
+    (3, 3, 3, 1, 3, False, "zeros", nn.ReLU6, (2, 3, 60, 61)),     # depthwise, large planes read in place
+    (4, 4, 3, 1, 4, False, "zeros", nn.ReLU, (2, 4, 9, 9)),        # depthwise, small planes
     (8, 4, 1, 1, 1, True, "zeros", None, (3, 8, 5, 7)),            # 1x1 with conv bias, no activation
     (4, 8, 3, 1, 2, True, "reflect", nn.ReLU, (1, 4, 10, 10)),     # grouped, one sample, reflect padding
     (3, 5, 5, 3, 1, False, "zeros", nn.ReLU6, (4, 3, 16, 13)),

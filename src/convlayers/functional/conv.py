@@ -38,6 +38,9 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_transpose2d_ba
 # tiles beat bands of rows (10.6 vs 12.3 ms), hence 8 MiB; a worker thread unrolls
 # and multiplies its own tile, which should stay in its core's 2 MiB L2 cache.
 _COLS_BUDGET_BYTES = 8 * 2**20
+# Depthwise work (outputs x taps) below which the kernel runs on the calling thread: a parallel
+# launch costs ~0.1 ms here, more than mobilenet_v2's batch-1 layers take serially.
+_DEPTHWISE_PARALLEL_MIN_WORK = 1 << 24
 # Per-sample products narrower than this many columns are batched into one product (see _forward_core).
 _MIN_PRODUCT_WIDTH = 256
 _WORKER_COLS_BUDGET_BYTES = 2 * 2**20
@@ -219,10 +222,12 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
         return out
     if _is_depthwise(cin, cin_g, groups):
         w3 = np.ascontiguousarray(w.reshape(cout, kh, kw))
-        kernel = _k.depthwise_forward.for_work(out.size * kh * kw)
+        kernel = _k.depthwise_forward.for_work(out.size * kh * kw, _DEPTHWISE_PARALLEL_MIN_WORK)
+        none = np.empty(0, dtype=x.dtype)
+        alpha, beta, lo, hi = epilogue if epilogue is not None else (none, none, 0, 0)
         kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1], wd + pads[2] + pads[3],
-               stride[0], stride[1], dilation[0], dilation[1], out)
-        _apply_epilogue(out.reshape(n, cout, ho * wo), epilogue, True)
+               stride[0], stride[1], dilation[0], dilation[1], out, alpha, beta, x.dtype.type(lo),
+               x.dtype.type(hi), epilogue is not None)
         return out
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
