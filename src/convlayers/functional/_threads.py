@@ -99,8 +99,9 @@ def run(jobs):
 
 
 # Below this many multiply-adds a product runs on the calling thread (still with one-thread BLAS):
-# handing work to another thread costs ~30 µs, as much as a 4M multiply-add product on one core.
-_SPLIT_MIN_MACS = 1 << 22
+# handing work to another thread and back costs ~80 µs here (measured: run() of two empty jobs),
+# about what one core takes for a 16M multiply-add product (mobilenet_v2 batch 1: 11.5 vs 12.4 ms).
+_SPLIT_MIN_MACS = 1 << 24
 
 
 def single_blas(fn, *args, **kwargs):
