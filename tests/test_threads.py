@@ -148,3 +148,22 @@ def test_without_threadpoolctl_or_threads_everything_stays_on_the_calling_thread
         assert _threads.worker_count() == 1
     finally:
         numba.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("w_shape, groups", [((6, 4, 1, 1), 1), ((6, 4, 3, 3), 1), ((4, 1, 3, 3), 4)])
+def test_fused_epilogue_on_worker_threads(monkeypatch, w_shape, groups, dtype):
+    """conv2d_affine applies its per-channel clamp inside each worker's tile: same as the calling thread's."""
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((5, 4, 9, 10)).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    scale, shift = rng.standard_normal(w_shape[0]), rng.standard_normal(w_shape[0])
+    args = (x, w, None, 1, w_shape[-1] // 2, 1, groups, "zeros", scale, shift, 0.0, 6.0)
+    monkeypatch.setattr(_threads, "_SPLIT_MIN_MACS", 0)
+    monkeypatch.setattr(conv_module, "_WORKER_COLS_BUDGET_BYTES", 1)
+    monkeypatch.setattr(conv_module, "_DEPTHWISE_PARALLEL_MIN_WORK", 0)
+    _single(monkeypatch)
+    want = np.clip(F.conv2d(x, w, padding=w_shape[-1] // 2, groups=groups) * scale.astype(dtype)[:, None, None]
+                   + shift.astype(dtype)[:, None, None], 0, 6)
+    np.testing.assert_allclose(conv_module.conv2d_affine(*args), want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(_threads, "worker_count", lambda: 2)
+    np.testing.assert_allclose(conv_module.conv2d_affine(*args), want, rtol=1e-5, atol=1e-5)

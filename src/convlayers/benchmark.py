@@ -377,12 +377,17 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
     if with_system and not quick:
         mem = peak_extra_memory()
         system["peak_extra_memory_mib"] = mem
+        ok = mem["convlayers"] <= 1.5 * mem["torch"]
+        summary["memory"] = {"ratio": mem["convlayers"] / mem["torch"], "target": "<= 1.5x PyTorch's", "met": ok}
         echo(f"\npeak extra memory of conv2d 8x64x56x56 3x3: convlayers {mem['convlayers']:.1f} MiB, "
-             f"torch {mem['torch']:.1f} MiB")
+             f"torch {mem['torch']:.1f} MiB  target: <= 1.5x PyTorch's  {'MET' if ok else 'NOT MET'}")
         st = startup_times()
         system["startup"] = st
+        ok = st["import_s"] < 0.5 and st["first_conv_cold_s"] < 3 and st["first_conv_warm_s"] < 0.3
+        summary["startup"] = {"target": "import < 0.5 s, first conv2d < 3 s cold, < 0.3 s warm", "met": ok}
         echo(f"import convlayers {st['import_s']:.2f}s; first conv2d cold cache {st['first_conv_cold_s']:.2f}s, "
-             f"warm {st['first_conv_warm_s']:.2f}s")
+             f"warm {st['first_conv_warm_s']:.2f}s  target: import < 0.5 s, first conv2d < 3 s cold, < 0.3 s "
+             f"warm  {'MET' if ok else 'NOT MET'}")
     limiter.restore_original_limits()
     payload = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "machine": platform.machine(),
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
