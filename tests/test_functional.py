@@ -501,6 +501,35 @@ def test_both_unrolls_match_torch(monkeypatch, direct, dtype, stride, dilation, 
     assert_close(gw, wt.grad.numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((3, 4, 6, 5), (5, 4, 3, 3), dict(padding=1)),
+    ((2, 3, 9, 8), (4, 3, 2, 3), dict(stride=(2, 1), padding=(0, 1), dilation=(1, 2))),
+    ((4, 2, 7, 7), (3, 2, 5, 5), dict(stride=3, padding=2)),
+    ((64, 6, 4, 4), (5, 6, 3, 3), dict(padding=1)),      # big enough to go channels-last unforced
+])
+def test_channels_last_unroll_matches_torch(monkeypatch, x_shape, w_shape, kw, dtype):
+    """Small images unroll channels-last (one channel vector per tap): forward and both gradients."""
+    import convlayers.functional.conv as conv_module
+    if x_shape[0] < 64:
+        monkeypatch.setattr(conv_module, "_CHANNELS_LAST_MIN_PIXELS", 0)
+    calls = []
+    real = conv_module._unrolled_nhwc
+    monkeypatch.setattr(conv_module, "_unrolled_nhwc", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    got = F.conv2d(x, w, **kw)
+    assert calls, "the channels-last path did not run"
+    xt, wt = t(x).requires_grad_(), t(w).requires_grad_()
+    want = TF.conv2d(xt, wt, **kw)
+    assert_close(got, want.detach().numpy())
+    go = rng.standard_normal(got.shape).astype(dtype)
+    want.backward(t(go))
+    gi, gw, _ = F.conv2d_backward(go, x, w, **kw)
+    assert_close(gi, xt.grad.numpy())
+    assert_close(gw, wt.grad.numpy())
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -148,3 +148,29 @@ def matmul(a, b, out=None):
 
     run([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in zip(bounds, bounds[1:])])
     return out
+
+
+# Per-thread scratch buffers, kept between calls.  A fresh multi-megabyte buffer per call comes back
+# from the kernel as untouched pages, and first-touching them doubled the unroll on the calling thread
+# (0.62 vs 0.07 ms per call for 64x48x8x8 -> 96, the worker threads' arenas keeping theirs).
+_SCRATCH_MAX_BYTES = 32 * 2**20
+_scratch = threading.local()
+
+
+def scratch(name, size, dtype):
+    """A reused 1-D buffer of ``size`` elements for this thread's slot ``name`` (contents undefined).
+
+    Only for temporaries that never leave the call that asked for them; buffers
+    above 32 MiB are not kept.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = size * dtype.itemsize
+    if nbytes > _SCRATCH_MAX_BYTES:
+        return np.empty(size, dtype=dtype)
+    slots = getattr(_scratch, "slots", None)
+    if slots is None:
+        slots = _scratch.slots = {}
+    buf = slots.get(name)
+    if buf is None or buf.nbytes < nbytes:
+        buf = slots[name] = np.empty(max(nbytes, 64) // 64 * 64 + 64, dtype=np.uint8)
+    return buf[:nbytes].view(dtype)
