@@ -138,7 +138,7 @@ def _phases(x, pads, stride, parallel=True):
     return xq
 
 
-def _tiles(n, ho, per_row_bytes, budget, workers):
+def _tiles(n, ho, per_row_bytes, budget, workers, per_row_cols=_MIN_PRODUCT_WIDTH):
     """Cut the output into im2col tiles ``(n0, n1, r0, r1)``: samples n0..n1, output rows r0..r1.
 
     Large images go one sample at a time in bands of rows that fit the budget;
@@ -154,8 +154,11 @@ def _tiles(n, ho, per_row_bytes, budget, workers):
     if -(-n // block) * -(-ho // rows) < workers:
         if n >= workers:
             block = -(-n // workers)
-        else:
-            block, rows = 1, max(1, -(-ho // -(-workers // n)))
+        elif -(-ho // -(-workers // n)) * per_row_cols >= _MIN_PRODUCT_WIDTH:
+            block, rows = 1, -(-ho // -(-workers // n))
+        # else one tile, whose product the workers split by output channels: bands of a small
+        # image would each read the whole weight for a few columns (ResNet-18's 512x512 3x3 at 7x7,
+        # batch 1: two 28- and 21-column products took 1.7 ms)
     elif block > 1 and workers > 1:
         # as many sample blocks for every worker, of nearly equal size (64 samples: 32 + 32, not 37 + 27)
         blocks = -(-(-(-n // block)) // workers) * workers
@@ -261,7 +264,7 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
         _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
         return out
     workers = _threads.worker_count()
-    tiles = _tiles(n, ho, cin * kh * kw * wo * x.dtype.itemsize, _budget(workers), workers)
+    tiles = _tiles(n, ho, cin * kh * kw * wo * x.dtype.itemsize, _budget(workers), workers, wo)
     if _channels_last(n, ho, wo, groups):
         # small images: unroll channels-last, (pixels, taps·C_in) @ (taps·C_in, C_out), then back to NCHW
         xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
