@@ -416,6 +416,20 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         return _threads.matmul(a, bt).reshape(w_shape)
     workers = _threads.worker_count()
     tiles = _tiles(n, ho, cin * kh * kw * wo * dtype.itemsize, _budget(workers), workers)
+    if _channels_last(n, ho, wo, groups):
+        xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+        def job(part, parallel):
+            matmul = _threads.matmul if parallel else np.matmul
+            gwt = np.zeros((kh * kw * cin, cout), dtype=dtype)
+            for n0, n1, r0, r1, cols in _unrolled_nhwc(xh, (kh, kw), stride, pads, dilation, wo, part):
+                # (taps·C_in, pixels) @ (pixels, C_out), the output gradient channels-last like the columns
+                gon = np.ascontiguousarray(go[n0:n1, :, r0:r1, :].transpose(0, 2, 3, 1)).reshape(-1, cout)
+                gwt += matmul(cols.T, gon)
+            return gwt
+
+        gwt = sum(_run_tiles(job, tiles, workers))
+        return np.ascontiguousarray(gwt.reshape(kh, kw, cin, cout).transpose(3, 2, 0, 1))
 
     def job(part, parallel):
         matmul = _threads.matmul if parallel else np.matmul
