@@ -520,8 +520,21 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
     Inference of a Conv → BatchNorm (evaluation) → ReLU/ReLU6 block: the
     per-channel map is applied to each output tile as soon as BLAS has
     written it, while it is still in cache, instead of in two more passes over
-    the whole output.  Same validation and arguments as :func:`conv2d`;
-    ``scale`` and ``shift`` have shape (C_out,).
+    the whole output.  Same validation and arguments as :func:`conv2d`
+    (all given, positionally); ``scale`` and ``shift`` have shape (C_out,).
+
+    Shape: ``H_out = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1``, as :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, w = np.ones((1, 2, 4, 4)), np.ones((3, 2, 3, 3))
+    >>> y = conv2d_affine(x, w, None, 1, 1, 1, 1, "zeros", np.full(3, 0.5), np.full(3, -4.0), 0.0, 6.0)
+    >>> y[0, 0]                     # clamp(conv·0.5 − 4, 0, 6): corners see 8 ones, the middle 18
+    array([[0., 2., 2., 0.],
+           [2., 5., 5., 2.],
+           [2., 5., 5., 2.],
+           [0., 2., 2., 0.]])
     """
     x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype = _conv_args(
         "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)

@@ -35,7 +35,35 @@ def _fusable(conv, bn, x):
 
 
 def conv_bn_act(conv, bn, act, x):
-    """``act(bn(conv(x)))`` (``act`` may be None): fused in inference, the modules one by one otherwise."""
+    """``act(bn(conv(x)))``: one fused pass in inference, the three modules one by one otherwise.
+
+    Parameters
+    ----------
+    conv : Conv2d
+    bn : BatchNorm2d
+        With ``num_features == conv.out_channels``.
+    act : ReLU, ReLU6 or None
+        None for Conv → BN alone (ResNet's second convolution of a block).
+    x : ndarray or Tensor, shape (N, C_in, H, W)
+
+    Returns
+    -------
+    ndarray or Tensor, shape (N, C_out, H_out, W_out)
+        ``H_out = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`` with the convolution's arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlayers import nn
+    >>> from convlayers.nn.fusion import conv_bn_act
+    >>> conv, bn, act = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6()
+    >>> bn.eval()
+    BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+    >>> x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    >>> y = conv_bn_act(conv, bn, act, x)            # an array, so no gradient: fused
+    >>> y.shape, bool(np.allclose(y, act(bn(conv(x))), atol=1e-6))
+    ((2, 8, 5, 5), True)
+    """
     if not _fusable(conv, bn, x) or (act is not None and type(act) not in _CLAMPS):
         y = bn(conv(x))
         return y if act is None else act(y)
@@ -54,7 +82,17 @@ def conv_bn_act(conv, bn, act, x):
 
 
 def run_sequential(modules, x):
-    """Run ``modules`` in order, fusing each Conv2d → BatchNorm2d [→ ReLU/ReLU6] run (see :func:`conv_bn_act`)."""
+    """Run ``modules`` in order, fusing each Conv2d → BatchNorm2d [→ ReLU/ReLU6] run (see :func:`conv_bn_act`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlayers import nn
+    >>> from convlayers.nn.fusion import run_sequential
+    >>> block = nn.ConvBNReLU(3, 4).eval()
+    >>> run_sequential(list(block), np.zeros((1, 3, 6, 6), dtype=np.float32)).shape
+    (1, 4, 6, 6)
+    """
     i = 0
     while i < len(modules):
         if i + 1 < len(modules) and _fusable(modules[i], modules[i + 1], x):
