@@ -167,3 +167,24 @@ def test_fused_epilogue_on_worker_threads(monkeypatch, w_shape, groups, dtype):
     np.testing.assert_allclose(conv_module.conv2d_affine(*args), want, rtol=1e-5, atol=1e-5)
     monkeypatch.setattr(_threads, "worker_count", lambda: 2)
     np.testing.assert_allclose(conv_module.conv2d_affine(*args), want, rtol=1e-5, atol=1e-5)
+
+
+def test_worker_threads_work_in_a_forked_child(two_workers):
+    """A child forked after the pool started (a DataLoader-style worker) gets its own pool, not a deadlock."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    x, w = np.ones((4, 3, 8, 8)), np.ones((2, 3, 3, 3))
+    want = F.conv2d(x, w)  # starts the pool in the parent
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=lambda: queue.put(F.conv2d(x, w).tolist()))
+    child.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+    np.testing.assert_array_equal(np.array(got), want)
+    assert child.exitcode == 0

@@ -18,6 +18,7 @@ it, the last one out restores what the user had.
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -49,6 +50,18 @@ def worker_count() -> int:
     if threads < 2 or not _blas_controller():
         return 1
     return threads
+
+
+def _after_fork_in_child():
+    # A forked child inherits the pool object but none of its threads (jobs would wait forever),
+    # and possibly a lock held by a parent thread that does not exist here.
+    global _lock
+    _lock = threading.Lock()
+    _state.update(pool=None, pool_size=0, users=0, limit=None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _pool(size):
