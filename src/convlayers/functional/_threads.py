@@ -12,8 +12,10 @@ core's cache between the two steps (the same convolution: 6.1 ms against 10 ms).
 
 BLAS is set to one thread only while such a call runs, through threadpoolctl
 (an optional dependency: without it, callers keep to the calling thread and
-BLAS's own threads).  Concurrent calls share one limit: the first one in sets
-it, the last one out restores what the user had.
+BLAS's own threads).  The limit is process-wide, so another thread's NumPy
+products run on one thread meanwhile too.  Concurrent calls share one limit:
+the first one in sets it, the last one out restores what the user had.  The
+pool follows ``numba.get_num_threads()``; a forked child starts its own.
 """
 
 from __future__ import annotations
