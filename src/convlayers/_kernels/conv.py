@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import parallel_kernel
+from .norm import affine_clamp_row
 
 
 @parallel_kernel()
@@ -392,16 +393,9 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out, alpha, beta, lo
 
 @njit(cache=True)
 def _affine_plane(plane, a, b, lo, hi):
-    """``plane = clamp(plane·a + b, lo, hi)`` in place; NaN stays NaN (as in ``norm.affine_clamp``)."""
+    """``plane = clamp(plane·a + b, lo, hi)`` in place, row by row (see ``norm.affine_clamp``)."""
     for r in range(plane.shape[0]):
-        row = plane[r]
-        for i in range(row.shape[0]):
-            v = row[i] * a + b
-            if v < lo:
-                v = lo
-            if v > hi:
-                v = hi
-            row[i] = v
+        affine_clamp_row(plane[r], a, b, lo, hi)
 
 
 @njit(cache=True)

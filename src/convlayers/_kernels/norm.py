@@ -161,17 +161,20 @@ def affine_clamp(y, alpha, beta, lo, hi):
     convolution's output tile while it is still in cache.  ``y`` may be a
     strided view (a band of output rows); each ``y[n, c]`` row is contiguous.
     """
-    n_n, c_n, l_n = y.shape
+    n_n, c_n = y.shape[0], y.shape[1]
     for nc in prange(n_n * c_n):
         n = nc // c_n
         c = nc % c_n
-        a = alpha[c]
-        b = beta[c]
-        row = y[n, c]
-        for i in range(l_n):
-            v = row[i] * a + b
-            if v < lo:
-                v = lo
-            if v > hi:
-                v = hi
-            row[i] = v
+        affine_clamp_row(y[n, c], alpha[c], beta[c], lo, hi)
+
+
+@njit(cache=True)
+def affine_clamp_row(row, a, b, lo, hi):
+    """``row = min(max(row·a + b, lo), hi)`` in place; NaN stays NaN (no comparison holds for it)."""
+    for i in range(row.shape[0]):
+        v = row[i] * a + b
+        if v < lo:
+            v = lo
+        if v > hi:
+            v = hi
+        row[i] = v
