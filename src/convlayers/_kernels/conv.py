@@ -285,6 +285,16 @@ def _dw_same_span(h, w, ho_n, pt, pl, dh, dw):
 
 
 @njit(cache=True)
+def _nine_shifts(xf, b, n, w, dh, dw):
+    """The nine length-``n`` slices of the flat plane ``xf`` (width ``w``) that a 3×3 tap reads from ``b``."""
+    return (xf[b:b + n], xf[b + dw:b + dw + n], xf[b + 2 * dw:b + 2 * dw + n],
+            xf[b + dh * w:b + dh * w + n], xf[b + dh * w + dw:b + dh * w + dw + n],
+            xf[b + dh * w + 2 * dw:b + dh * w + 2 * dw + n],
+            xf[b + 2 * dh * w:b + 2 * dh * w + n], xf[b + 2 * dh * w + dw:b + 2 * dh * w + dw + n],
+            xf[b + 2 * dh * w + 2 * dw:b + 2 * dh * w + 2 * dw + n])
+
+
+@njit(cache=True)
 def _dw3x3_same(xp, wk, pt, pl, dh, dw, dst):
     """Stride-1 3×3 depthwise correlation of one unpadded plane ``xp`` into ``dst``, as wide as ``xp``.
 
@@ -303,21 +313,11 @@ def _dw3x3_same(xp, wk, pt, pl, dh, dw, dst):
         of = dst.ravel()
         t0 = r0 * w + c0
         n = (r1 - 1) * w + c1 - t0
-        b = t0 - pt * w - pl  # input pixel of tap (0, 0) for output t0
         w0, w1, w2 = wk[0, 0], wk[0, 1], wk[0, 2]
         w3, w4, w5 = wk[1, 0], wk[1, 1], wk[1, 2]
         w6, w7, w8 = wk[2, 0], wk[2, 1], wk[2, 2]
-        s0 = xf[b:b + n]
-        s1 = xf[b + dw:b + dw + n]
-        s2 = xf[b + 2 * dw:b + 2 * dw + n]
-        b += dh * w
-        s3 = xf[b:b + n]
-        s4 = xf[b + dw:b + dw + n]
-        s5 = xf[b + 2 * dw:b + 2 * dw + n]
-        b += dh * w
-        s6 = xf[b:b + n]
-        s7 = xf[b + dw:b + dw + n]
-        s8 = xf[b + 2 * dw:b + 2 * dw + n]
+        # input pixel of tap (0, 0) for output t0
+        s0, s1, s2, s3, s4, s5, s6, s7, s8 = _nine_shifts(xf, t0 - pt * w - pl, n, w, dh, dw)
         d = of[t0:t0 + n]
         for t in range(n):
             d[t] = (w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t] + w4 * s4[t] + w5 * s5[t]
@@ -597,18 +597,7 @@ def _dw3x3_same_wgrad(xp, g, pt, pl, dh, dw, total):
         t0 = r0 * w + c0
         n = (r1 - 1) * w + c1 - t0
         b0 = t0 - pt * w - pl
-        b = b0
-        s0 = xf[b:b + n]
-        s1 = xf[b + dw:b + dw + n]
-        s2 = xf[b + 2 * dw:b + 2 * dw + n]
-        b += dh * w
-        s3 = xf[b:b + n]
-        s4 = xf[b + dw:b + dw + n]
-        s5 = xf[b + 2 * dw:b + 2 * dw + n]
-        b += dh * w
-        s6 = xf[b:b + n]
-        s7 = xf[b + dw:b + dw + n]
-        s8 = xf[b + 2 * dw:b + 2 * dw + n]
+        s0, s1, s2, s3, s4, s5, s6, s7, s8 = _nine_shifts(xf, b0, n, w, dh, dw)
         gs = gf[t0:t0 + n]
         a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = gs[0] * 0
         for t in range(n):
