@@ -7,7 +7,8 @@ Algorithm choice lives here, not in the kernels:
 * 1×1 kernels: a strided view and one BLAS product, no unrolling;
 * everything else: ``im2col`` into a buffer of bounded size (several small
   samples, or one large sample in bands of output rows, at a time) and one
-  BLAS product per group.
+  BLAS product per group; small images (under 256 output pixels, groups=1)
+  unroll channels-last instead, a whole channel vector per tap.
 
 With several threads, the tiles are shared out among worker threads that each
 unroll a tile and multiply it with one-thread BLAS (``_threads``): BLAS's own
@@ -38,6 +39,7 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_transpose2d_ba
 # tiles beat bands of rows (10.6 vs 12.3 ms), hence 8 MiB; a worker thread unrolls
 # and multiplies its own tile, which should stay in its core's 2 MiB L2 cache.
 _COLS_BUDGET_BYTES = 8 * 2**20
+_WORKER_COLS_BUDGET_BYTES = 2 * 2**20
 # Depthwise work (outputs x taps) below which the kernel runs on the calling thread: a parallel
 # launch costs ~0.1 ms here, more than mobilenet_v2's batch-1 layers take serially.
 _DEPTHWISE_PARALLEL_MIN_WORK = 1 << 24
@@ -45,7 +47,6 @@ _DEPTHWISE_PARALLEL_MIN_WORK = 1 << 24
 _MIN_PRODUCT_WIDTH = 256
 # ... and such small images unroll channels-last when the call has at least this many output pixels.
 _CHANNELS_LAST_MIN_PIXELS = 1024
-_WORKER_COLS_BUDGET_BYTES = 2 * 2**20
 # Strided convolutions wider than this unroll through stride phases (contiguous copies) rather than
 # straight from the input (strided reads): 0.18 vs 0.34 ms for the 7x7/2 stem at 224, 0.83 vs 0.48 ms at 28.
 _DIRECT_MAX_STRIDED_WIDTH = 32
@@ -138,13 +139,14 @@ def _phases(x, pads, stride, parallel=True):
     return xq
 
 
-def _tiles(n, ho, per_row_bytes, budget, workers, per_row_cols=_MIN_PRODUCT_WIDTH):
+def _tiles(n, ho, per_row_bytes, budget, workers, wo=None):
     """Cut the output into im2col tiles ``(n0, n1, r0, r1)``: samples n0..n1, output rows r0..r1.
 
     Large images go one sample at a time in bands of rows that fit the budget;
     small ones several samples per tile, so that BLAS sees one wide product
-    instead of many tiny ones.  There are at least ``workers`` tiles whenever
-    the output has that many rows in all.
+    instead of many tiny ones.  There is a tile for every worker, except that
+    fewer samples than workers are cut into bands of rows only when a band
+    is at least ``_MIN_PRODUCT_WIDTH`` columns wide (``wo`` per row; None: always).
     """
     per_sample = per_row_bytes * ho
     if per_sample >= budget:
@@ -154,7 +156,7 @@ def _tiles(n, ho, per_row_bytes, budget, workers, per_row_cols=_MIN_PRODUCT_WIDT
     if -(-n // block) * -(-ho // rows) < workers:
         if n >= workers:
             block = -(-n // workers)
-        elif -(-ho // -(-workers // n)) * per_row_cols >= _MIN_PRODUCT_WIDTH:
+        elif wo is None or -(-ho // -(-workers // n)) * wo >= _MIN_PRODUCT_WIDTH:
             block, rows = 1, -(-ho // -(-workers // n))
         # else one tile, whose product the workers split by output channels: bands of a small
         # image would each read the whole weight for a few columns (ResNet-18's 512x512 3x3 at 7x7,
@@ -182,8 +184,8 @@ def _unrolled(x, kernel, stride, pads, dilation, wo, tiles, parallel=True):
     phased = None
     for n0, n1, r0, r1 in tiles:
         cols = buf[:k_rows * (n1 - n0) * (r1 - r0) * wo].reshape(k_rows, (n1 - n0) * (r1 - r0) * wo)
-        # Serial: on worker threads each core unrolls its own tile; on the calling thread the unroll
-        # sits between BLAS calls, and a parallel one would fight BLAS's idle workers for the cores.
+        # Serial: on worker threads each core unrolls its own tile; a single tile on the calling
+        # thread is small, and it is the product after it that the workers share.
         if direct:
             _k.im2col_direct(x[n0:n1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], pads[0], pads[2],
                              r0, r1, wo, cols)
