@@ -413,6 +413,27 @@ def test_activations_and_linear_match_torch(dtype):
     assert_close(F.linear(x, w), TF.linear(t(x), t(w)).numpy())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ours, theirs", [(F.relu_backward, TF.relu), (F.relu6_backward, TF.relu6)],
+                         ids=["relu", "relu6"])
+def test_activation_gradients_match_torch_including_nan_and_boundaries(ours, theirs, dtype):
+    # 105 elements: PyTorch's vectorised kernels (its scalar path for a few elements treats a NaN
+    # input differently in ReLU6's backward)
+    rng = np.random.default_rng(13)
+    x = (rng.standard_normal((3, 5, 7)) * 5).astype(dtype)
+    x[0, 0, :6] = [0.0, 6.0, np.nan, np.inf, -np.inf, -0.0]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    g[1, 0, :2] = np.nan                          # a NaN gradient where the input is ...
+    x[1, 0, :2] = [-1.0, 2.0]                     # ... blocked (0 comes out) and passed (NaN comes out)
+    xt = t(x).requires_grad_()
+    theirs(xt).backward(t(g))
+    got = ours(g, x)
+    assert got.dtype == dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, xt.grad.numpy())  # a mask: exact, NaNs in the same places
+    with pytest.raises(ValueError, match="grad_output"):
+        ours(g[:1], x)
+
+
 # --------------------------------------------------------------------------- dtypes, NaN/Inf, special shapes
 
 

@@ -256,7 +256,7 @@ def _relu(func, a):
     xd = _d(x)
     out = func(xd)
     # d relu / dx at 0 is taken as 0, as in PyTorch.
-    return _result(out, (x,), lambda g: (g * (xd > 0),))
+    return _result(out, (x,), lambda g: (F.relu_backward(g, xd),))
 
 
 @_register("relu6")
@@ -265,7 +265,7 @@ def _relu6(func, a):
     xd = _d(x)
     out = func(xd)
     # PyTorch's hardtanh backward passes nothing at the corners 0 and 6.
-    return _result(out, (x,), lambda g: (g * ((xd > 0) & (xd < 6)),))
+    return _result(out, (x,), lambda g: (F.relu6_backward(g, xd),))
 
 
 @_register("linear")

@@ -8,7 +8,7 @@ The ``*_backward`` functions are the gradients the autograd layer uses; they
 are public so that they can be tested and reused on their own.
 """
 
-from .activation import relu, relu6
+from .activation import relu, relu6, relu6_backward, relu_backward
 from . import dropout as _dropout_module
 from . import loss as _loss_module
 from .conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
@@ -25,6 +25,6 @@ __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
     "pad", "batch_norm", "relu", "relu6", "linear", "conv_output_size",
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
-    "adaptive_avg_pool2d_backward", "pad_backward",
+    "adaptive_avg_pool2d_backward", "pad_backward", "relu_backward", "relu6_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
 ]

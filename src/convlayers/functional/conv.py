@@ -327,7 +327,8 @@ def _apply_epilogue(y, epilogue, parallel):
     """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y`` (no-op for None)."""
     if epilogue is None or y.size == 0:
         return
-    kernel = _norm_k.affine_clamp.for_work(y.size) if parallel else _norm_k.affine_clamp.serial
+    # an elementwise pass: a parallel launch only pays from ~2M elements (as for batch norm's kernels)
+    kernel = _norm_k.affine_clamp.for_work(y.size, 1 << 21) if parallel else _norm_k.affine_clamp.serial
     kernel(y, *epilogue)
 
 
