@@ -12,8 +12,8 @@ Examples
 >>> import numpy as np
 >>> from convlayers.filters import apply, FILTERS
 >>> img = np.zeros((5, 5)); img[:, 2:] = 1.0
->>> apply(img, "sobel_x")[2]
-array([0., 4., 4., 0., 0.])
+>>> apply(img, "sobel_x")[2]   # the seed's Sobel, convolved: dark-to-bright reads negative
+array([ 0., -4., -4.,  0.,  0.])
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import threading
 from types import MappingProxyType
 
 import numpy as np
+
+from .reference import SEED_KERNELS
 
 __all__ = [
     "FILTERS", "SEED_FILTERS", "convolve2d", "correlate2d", "apply", "filter_bank",
@@ -106,20 +108,15 @@ def box(n: int = 3) -> np.ndarray:
 
 
 _vertical = [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
-_sobel_x = [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
 _scharr_x = [[3, 0, -3], [10, 0, -10], [3, 0, -3]]
 
 #: The seed's six filters, in the order its figure shows them.
 SEED_FILTERS = ("vertical", "horizontal", "sobel_x", "sobel_y", "blur", "laplacian")
 
-#: Named 2-D kernels (read-only float64 arrays). The first six are the seed's.
+#: Named 2-D kernels (read-only float64 arrays). The first six are the seed's, taken
+#: literally from :data:`convlayers.reference.SEED_KERNELS` (its signs included).
 FILTERS = MappingProxyType({
-    "vertical": _readonly(_vertical),
-    "horizontal": _readonly(np.transpose(_vertical)),
-    "sobel_x": _readonly(_sobel_x),
-    "sobel_y": _readonly(np.transpose(_sobel_x)),
-    "blur": _readonly(np.ones((3, 3)) / 9.0),
-    "laplacian": _readonly([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
+    **{name: _readonly(SEED_KERNELS[name]) for name in SEED_FILTERS},
     "gaussian": _readonly(gaussian(5, 1.0)),
     "box": _readonly(box(5)),
     "sharpen": _readonly([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
@@ -139,7 +136,7 @@ def get_kernel(name: str) -> np.ndarray:
     --------
     >>> from convlayers.filters import get_kernel
     >>> get_kernel("sobel_y")[0]
-    array([1., 2., 1.])
+    array([-1., -2., -1.])
     """
     if not isinstance(name, str):
         raise TypeError(f"filter name must be a str, got {type(name).__name__}")
