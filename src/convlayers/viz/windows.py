@@ -130,7 +130,7 @@ def conv_step_figure(n=0, image=None, kernel=None, padding=0, stride=1):
     if not 0 <= n < len(steps):
         raise ValueError(f"n must be in [0, {len(steps)}), got {n}")
     fig = new_figure(9, 4.2)
-    spec = fig.add_gridspec(1, 1, left=0.02, right=0.98, top=0.86, bottom=0.02)[0, 0]
+    spec = fig.add_gridspec(1, 1, left=0.02, right=0.98, top=0.8 if stride > 1 else 0.86, bottom=0.02)[0, 0]
     _draw_conv_state(fig, spec, image, kernel, steps, n, padding, stride)
     fig.suptitle(f"Convolution, step {n + 1} of {len(steps)}: multiply the window by the kernel, add up "
                  f"(stride {stride}, padding {padding})"
