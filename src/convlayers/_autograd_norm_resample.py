@@ -11,7 +11,7 @@ import numpy as np
 
 from ._autograd_ops import _d, _needs, _register
 from .autograd import _result
-from .functional import fold as _fold
+from .functional import sliding as _fold
 from .functional import grid as _grid
 from .functional import normalization as _n
 from .functional import resample as _r

@@ -18,7 +18,7 @@ from .normalization import group_norm, instance_norm, layer_norm, local_response
 from .resample import interpolate, upsample, upsample_bilinear, upsample_nearest
 from .grid import affine_grid, grid_sample
 from .shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
-from .fold import fold, unfold
+from .sliding import fold, unfold
 from .padding import pad, pad_backward
 from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
                       avg_pool2d_backward, max_pool2d, max_pool2d_backward)
