@@ -349,3 +349,7 @@ def _mse_loss(func, a):
         return _unbroadcast(grad, xd.shape), _unbroadcast(-grad, td.shape)
 
     return _result(out, (x, t), backward)
+
+
+# Normalisation, resampling and reshaping ops register themselves (their own module, to keep this one short).
+from . import _autograd_norm_resample  # noqa: E402,F401

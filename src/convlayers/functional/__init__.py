@@ -16,6 +16,11 @@ from .convolution import (conv1d, conv1d_backward, conv3d, conv3d_backward, conv
                           conv_transpose1d_backward, conv_transpose3d, conv_transpose3d_backward)
 from .linear import linear
 from .norm import batch_norm
+from .normalization import group_norm, instance_norm, layer_norm, local_response_norm, normalize, rms_norm
+from .resample import interpolate, upsample, upsample_bilinear, upsample_nearest
+from .grid import affine_grid, grid_sample
+from .shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+from .sliding import fold, unfold
 from .padding import pad, pad_backward
 from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
                       avg_pool2d_backward, max_pool2d, max_pool2d_backward)
@@ -31,4 +36,7 @@ __all__ = [
     "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward", "conv3d_backward",
     "conv_transpose1d_backward", "conv_transpose3d_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
+    "group_norm", "instance_norm", "layer_norm", "local_response_norm", "normalize", "rms_norm",
+    "interpolate", "upsample", "upsample_bilinear", "upsample_nearest", "affine_grid", "grid_sample",
+    "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "fold", "unfold",
 ]
