@@ -20,6 +20,10 @@ from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptiv
 from ..sizes import conv_output_size
 from .dropout import *  # noqa: F401,F403  (dropout, manual_seed, dropout_mask)
 from .loss import *  # noqa: F401,F403  (softmax, log_softmax, nll_loss, cross_entropy, mse_loss, backwards)
+from . import pointwise as _pointwise_module
+from . import loss_pointwise as _loss_pointwise_module
+from .pointwise import *  # noqa: F401,F403  (sigmoid, tanh, silu, hardswish, ..., glu and their backward)
+from .loss_pointwise import *  # noqa: F401,F403  (binary_cross_entropy(_with_logits), l1, smooth_l1, huber, kl_div)
 
 __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
@@ -27,4 +31,5 @@ __all__ = [
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_backward", "pad_backward", "relu_backward", "relu6_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
+    *_pointwise_module.__all__, *_loss_pointwise_module.__all__,
 ]
