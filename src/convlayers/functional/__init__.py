@@ -27,6 +27,10 @@ from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptiv
 from ..sizes import conv_output_size
 from .dropout import *  # noqa: F401,F403  (dropout, manual_seed, dropout_mask)
 from .loss import *  # noqa: F401,F403  (softmax, log_softmax, nll_loss, cross_entropy, mse_loss, backwards)
+from . import pointwise as _pointwise_module
+from . import loss_pointwise as _loss_pointwise_module
+from .pointwise import *  # noqa: F401,F403  (sigmoid, tanh, silu, hardswish, ..., glu and their backward)
+from .loss_pointwise import *  # noqa: F401,F403  (binary_cross_entropy(_with_logits), l1, smooth_l1, huber, kl_div)
 
 __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
@@ -39,4 +43,5 @@ __all__ = [
     "group_norm", "instance_norm", "layer_norm", "local_response_norm", "normalize", "rms_norm",
     "interpolate", "upsample", "upsample_bilinear", "upsample_nearest", "affine_grid", "grid_sample",
     "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "fold", "unfold",
+    *_pointwise_module.__all__, *_loss_pointwise_module.__all__,
 ]
