@@ -3,15 +3,17 @@
 How a chunked filter stays exact.  A ``mode``-sized output is the 'valid'
 correlation of the input extended at its outer edge by scipy's boundary rule
 (``symm``: mirrored with the edge sample repeated; ``wrap``: periodic;
-``fill``: a constant).  So the array is first extended lazily with
-``dask.array.pad`` by exactly the margins the in-memory code uses, then every
-output chunk is the 'valid' correlation of its input chunk plus a halo of
-``k - 1`` rows and columns borrowed from the chunks after it
-(``map_overlap`` with an asymmetric depth and no boundary of its own).  Each
-chunk runs the in-memory :mod:`convlayers.filters` kernel; every output pixel
-sums the same products in the same order as the in-memory call does, so the
-results agree bit for bit (the direct and separable methods: every kernel up
-to the FFT threshold, ~600 taps; an FFT-sized kernel agrees to rounding).
+``fill``: a constant).  Each chunk borrows a halo as deep as the kernel's
+margin from its neighbours (``map_overlap``); at the array's outer edge dask
+extends it by the same rule (its 'reflect' is numpy's 'symmetric').  The
+chunk's 'valid' correlation, cropped to the output rows and columns it owns,
+runs the in-memory :mod:`convlayers.filters` kernel, and every output pixel
+sums the same products in the same order as the in-memory call, so the results
+agree bit for bit (the direct and separable methods: every kernel up to the
+FFT threshold, ~600 taps; an FFT-sized kernel agrees to rounding).  An earlier
+version padded the whole array with ``dask.array.pad`` and rechunked it first:
+as fast as dask-image (5.6 vs 5.3 s on 8192^2), where borrowing halos is
+several times faster.
 
 Chunks smaller than the halo are merged with their neighbours first
 (``dask`` cannot borrow more than a neighbour holds).
@@ -37,7 +39,7 @@ from .. import filters as _filters
 
 __all__ = ["convolve2d", "correlate2d", "apply", "filter_bank", "gradient_magnitude"]
 
-_NP_PAD = {"symm": "symmetric", "wrap": "wrap", "fill": "constant"}
+_DASK_BOUNDARY = {"symm": "reflect", "wrap": "periodic"}
 
 
 def _as_dask(image, func):
@@ -88,29 +90,46 @@ def _merge_small(chunks, minimum):
     return tuple(out)
 
 
-def _output_chunks(n_out, in_chunks, minimum):
-    """Split ``n_out`` like the input's chunks (trimmed or grown at the end), none below ``minimum``."""
-    sizes, total = [], 0
-    for c in in_chunks:
-        if total + c >= n_out:
-            break
-        sizes.append(c)
-        total += c
-    sizes.append(n_out - total)
-    return _merge_small(sizes, max(minimum, 1))
-
-
-def _valid_blocks(block, kernel, method, out_dtype):
-    """'valid' correlation of the last two axes of ``block`` with the (already flipped) ``kernel``."""
+def _valid_owned(block, kernel, method, out_dtype, starts, owned, block_info=None):
+    """'valid' correlation of the halo-extended ``block`` (last two axes), cropped to the rows it owns."""
+    loc = block_info[None]["chunk-location"][-2:]
     kh, kw = kernel.shape
-    out = np.empty(block.shape[:-2] + (block.shape[-2] - kh + 1, block.shape[-1] - kw + 1), dtype=out_dtype)
+    r0, c0 = starts
+    nr, nc = owned[0][loc[0]], owned[1][loc[1]]
+    # Only the part of the extended block that the owned outputs read.
+    part = block[..., r0:r0 + nr + kh - 1, c0:c0 + nc + kw - 1]
+    out = np.empty(block.shape[:-2] + (nr, nc), dtype=out_dtype)
     for idx in np.ndindex(block.shape[:-2]):
-        out[idx] = _filters.correlate2d(block[idx], kernel, mode="valid", method=method)
+        out[idx] = _filters.correlate2d(part[idx], kernel, mode="valid", method=method)
     return out
 
 
+def _plan(n, chunks, k, mode, flipped, func):
+    """(merged input chunks, halo depth, crop start, owned output rows) for one axis."""
+    before, after = _margins(n, k, mode, flipped)
+    n_out = n + before + after - k + 1
+    # The extended block covers input rows [s - d, e + d); output row o reads input rows
+    # [o - before, o + after]: d >= before for the first owned row, d >= k - 1 - before for the last.
+    depth = max(before, k - 1 - before)
+    merged = list(_merge_small(chunks, max(depth, 1)))
+    # The last block must own at least one output row ('valid' mode has fewer outputs than inputs).
+    while len(merged) > 1 and n - merged[-1] >= n_out:
+        last = merged.pop()
+        merged[-1] += last
+    starts = np.cumsum([0] + merged[:-1])
+    owned = [min(s + c, n_out) - s for s, c in zip(starts, merged)]
+    owned[-1] = n_out - starts[-1]
+    return tuple(merged), depth, depth - before, tuple(int(o) for o in owned)
+
+
 def _lazy_correlate(image, kk, mode, boundary, fillvalue, method, flipped, func):
-    """The dask version of ``filters._correlate_core``: ``kk`` is what the in-memory core correlates with."""
+    """The dask version of ``filters._correlate_core``: ``kk`` is what the in-memory core correlates with.
+
+    Each block borrows a halo of ``depth`` rows and columns from its neighbours
+    (``map_overlap``); at the array's outer edge dask extends it by scipy's rule
+    ('reflect' is numpy's 'symmetric', the edge sample repeated; 'periodic' wraps).
+    Every output pixel is then an interior pixel of some block's 'valid' correlation.
+    """
     _filters._check_choice(mode, "mode", _filters._MODES)
     if not isinstance(boundary, str) or boundary not in _filters._BOUNDARIES:
         raise ValueError(f"{func}: boundary must be one of 'fill', 'wrap' (or 'circular'), 'symm' (or "
@@ -126,29 +145,24 @@ def _lazy_correlate(image, kk, mode, boundary, fillvalue, method, flipped, func)
     if mode == "valid" and (h < kh or w < kw):
         raise ValueError(f"{func}: for mode='valid' the image ({h} x {w}) must be at least as large as the "
                          f"kernel ({kh} x {kw}) in every dimension (the in-memory swap rule is not supported)")
-    pads = [_margins(h, kh, mode, flipped), _margins(w, kw, mode, flipped)]
-    if boundary != "fill" and (max(pads[0]) > h or max(pads[1]) > w):
+    rows, dr, sr, own_r = _plan(h, image.chunks[-2], kh, mode, flipped, func)
+    cols, dc, sc, own_c = _plan(w, image.chunks[-1], kw, mode, flipped, func)
+    if boundary != "fill" and (dr > h or dc > w):
         raise ValueError(f"{func}: the image ({h} x {w}) is smaller than the kernel's margin for boundary "
                          f"{boundary!r}; filter it in memory with convlayers.filters instead")
-    image = image.astype(out_dtype) if image.dtype != out_dtype else image
-    widths = [(0, 0)] * (image.ndim - 2) + pads
     if boundary == "fill":
-        fill = _filters._cast_fillvalue(fillvalue, out_dtype, func)
-        padded = da.pad(image, widths, mode="constant", constant_values=fill)
+        edge = out_dtype.type(_filters._cast_fillvalue(fillvalue, out_dtype, func))
     else:
-        padded = da.pad(image, widths, mode=_NP_PAD[boundary])
-    out_h, out_w = padded.shape[-2] - kh + 1, padded.shape[-1] - kw + 1
-    rows = _output_chunks(out_h, image.chunks[-2], kh - 1)
-    cols = _output_chunks(out_w, image.chunks[-1], kw - 1)
-    # The padded array in chunks that line up with the output's: the last one holds the k-1 extra.
-    padded = padded.rechunk(image.chunks[:-2] + (rows[:-1] + (rows[-1] + kh - 1,),
-                                                 cols[:-1] + (cols[-1] + kw - 1,)))
-    depth = {image.ndim - 2: (0, kh - 1), image.ndim - 1: (0, kw - 1)}
-    kernel = np.ascontiguousarray(kk)
-    return da.map_overlap(_valid_blocks, padded, depth=depth, boundary="none", trim=False,
-                          chunks=image.chunks[:-2] + (rows, cols), dtype=out_dtype, meta=np.empty((0,) * image.ndim,
-                                                                                                  out_dtype),
-                          kernel=kernel, method=method, out_dtype=out_dtype)
+        edge = _DASK_BOUNDARY[boundary]
+    image = image.astype(out_dtype) if image.dtype != out_dtype else image
+    lead = image.ndim - 2
+    image = image.rechunk(image.chunks[:-2] + (rows, cols))
+    depth = {**{i: 0 for i in range(lead)}, lead: dr, lead + 1: dc}
+    bnd = {**{i: "none" for i in range(lead)}, lead: edge, lead + 1: edge}
+    return da.map_overlap(_valid_owned, image, depth=depth, boundary=bnd, trim=False,
+                          chunks=image.chunks[:-2] + (own_r, own_c), dtype=out_dtype,
+                          meta=np.empty((0,) * image.ndim, out_dtype), kernel=np.ascontiguousarray(kk),
+                          method=method, out_dtype=out_dtype, starts=(sr, sc), owned=(own_r, own_c))
 
 
 def convolve2d(image, kernel, mode="same", boundary="symm", fillvalue=0, *, method="auto"):
