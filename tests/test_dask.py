@@ -11,7 +11,7 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import dask  # noqa: E402
@@ -47,17 +47,19 @@ def _fit(cs, n):
     return tuple(out)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_filters_bit_exact_on_any_chunking(data):
-    h = data.draw(st.integers(5, 40), label="h")
-    w = data.draw(st.integers(5, 40), label="w")
+    h = data.draw(st.integers(1, 40), label="h")  # down to images smaller than the kernel
+    w = data.draw(st.integers(1, 40), label="w")
     rows, cols = data.draw(chunks_strategy(h), label="rows"), data.draw(chunks_strategy(w), label="cols")
     kname = data.draw(st.sampled_from(KERNELS), label="kernel")
     mode = data.draw(st.sampled_from(["same", "full", "valid"]), label="mode")
     boundary = data.draw(st.sampled_from(["symm", "wrap", "fill"]), label="boundary")
     dtype = data.draw(st.sampled_from([np.float32, np.float64, np.uint8, np.int32]), label="dtype")
     op = data.draw(st.sampled_from(["convolve2d", "correlate2d"]), label="op")
+    k0 = filters.get_kernel(kname)
+    assume(mode != "valid" or (h >= k0.shape[0] and w >= k0.shape[1]))
     rng = np.random.default_rng(h * 41 + w)
     img = (rng.standard_normal((h, w)) * 50).astype(dtype)
     k = filters.get_kernel(kname)
@@ -112,7 +114,6 @@ def test_fft_sized_kernel_agrees_to_rounding():
     (lambda: cd.convolve2d(da.ones((4, 4), chunks=2), np.ones((3, 3)), mode="middle"), ValueError, "mode"),
     (lambda: cd.convolve2d(da.ones((4, 4), chunks=2), np.ones((3, 3)), boundary="reflect"), ValueError, "boundary"),
     (lambda: cd.convolve2d(da.ones((2, 2), chunks=2), np.ones((3, 3)), mode="valid"), ValueError, "at least as large"),
-    (lambda: cd.convolve2d(da.ones((2, 9), chunks=2), np.ones((7, 7))), ValueError, "smaller than the kernel"),
     (lambda: cd.convolve2d(da.ones((4, 4), chunks=2, dtype=int), np.ones((3, 3), int), boundary="fill",
                            fillvalue=1.5j), ValueError, "complex"),
     (lambda: cd.filter_bank(da.ones((4, 4), chunks=2), ["nope"]), ValueError, "unknown filter"),

@@ -3,17 +3,14 @@
 How a chunked filter stays exact.  A ``mode``-sized output is the 'valid'
 correlation of the input extended at its outer edge by scipy's boundary rule
 (``symm``: mirrored with the edge sample repeated; ``wrap``: periodic;
-``fill``: a constant).  Each chunk borrows a halo as deep as the kernel's
-margin from its neighbours (``map_overlap``); at the array's outer edge dask
-extends it by the same rule (its 'reflect' is numpy's 'symmetric').  The
-chunk's 'valid' correlation, cropped to the output rows and columns it owns,
-runs the in-memory :mod:`convlayers.filters` kernel, and every output pixel
-sums the same products in the same order as the in-memory call, so the results
-agree bit for bit (the direct and separable methods: every kernel up to the
-FFT threshold, ~600 taps; an FFT-sized kernel agrees to rounding).  An earlier
-version padded the whole array with ``dask.array.pad`` and rechunked it first:
-as fast as dask-image (5.6 vs 5.3 s on 8192^2), where borrowing halos is
-several times faster.
+``fill``: a constant).  Each output block gathers its part of that extended
+input — its own block, thin halos from its neighbours and, at the edge, the
+mirrored, wrapped or filled margin — into one buffer and runs the in-memory
+:mod:`convlayers.filters` kernel's 'valid' correlation on it (see
+``convlayers.dask._blocks``).  Every output pixel sums the same products in the
+same order as the in-memory call, so the results agree bit for bit (the direct
+and separable methods: every kernel up to the FFT threshold, ~600 taps; an
+FFT-sized kernel agrees to rounding).
 
 Chunks smaller than the halo are merged with their neighbours first
 (``dask`` cannot borrow more than a neighbour holds).
@@ -36,10 +33,9 @@ import dask.array as da
 import numpy as np
 
 from .. import filters as _filters
+from . import _blocks
 
 __all__ = ["convolve2d", "correlate2d", "apply", "filter_bank", "gradient_magnitude"]
-
-_DASK_BOUNDARY = {"symm": "reflect", "wrap": "periodic"}
 
 
 def _as_dask(image, func):
@@ -66,70 +62,8 @@ def _kernel_2d(kernel, func):
     return k
 
 
-def _margins(n, k, mode, flipped):
-    """(before, after) extension of an axis of length n for a kernel of length k (the in-memory rule)."""
-    if mode == "full":
-        return k - 1, k - 1
-    if mode == "valid":
-        return 0, 0
-    before = k // 2 if flipped else (k - 1) // 2
-    return before, k - 1 - before
-
-
-def _merge_small(chunks, minimum):
-    """Merge chunks smaller than ``minimum`` into a neighbour (the last one into the one before)."""
-    out = []
-    for c in chunks:
-        if out and out[-1] < minimum:
-            out[-1] += c
-        else:
-            out.append(c)
-    while len(out) > 1 and out[-1] < minimum:
-        last = out.pop()
-        out[-1] += last
-    return tuple(out)
-
-
-def _valid_owned(block, kernel, method, out_dtype, starts, owned, block_info=None):
-    """'valid' correlation of the halo-extended ``block`` (last two axes), cropped to the rows it owns."""
-    loc = block_info[None]["chunk-location"][-2:]
-    kh, kw = kernel.shape
-    r0, c0 = starts
-    nr, nc = owned[0][loc[0]], owned[1][loc[1]]
-    # Only the part of the extended block that the owned outputs read.
-    part = block[..., r0:r0 + nr + kh - 1, c0:c0 + nc + kw - 1]
-    out = np.empty(block.shape[:-2] + (nr, nc), dtype=out_dtype)
-    for idx in np.ndindex(block.shape[:-2]):
-        out[idx] = _filters.correlate2d(part[idx], kernel, mode="valid", method=method)
-    return out
-
-
-def _plan(n, chunks, k, mode, flipped, func):
-    """(merged input chunks, halo depth, crop start, owned output rows) for one axis."""
-    before, after = _margins(n, k, mode, flipped)
-    n_out = n + before + after - k + 1
-    # The extended block covers input rows [s - d, e + d); output row o reads input rows
-    # [o - before, o + after]: d >= before for the first owned row, d >= k - 1 - before for the last.
-    depth = max(before, k - 1 - before)
-    merged = list(_merge_small(chunks, max(depth, 1)))
-    # The last block must own at least one output row ('valid' mode has fewer outputs than inputs).
-    while len(merged) > 1 and n - merged[-1] >= n_out:
-        last = merged.pop()
-        merged[-1] += last
-    starts = np.cumsum([0] + merged[:-1])
-    owned = [min(s + c, n_out) - s for s, c in zip(starts, merged)]
-    owned[-1] = n_out - starts[-1]
-    return tuple(merged), depth, depth - before, tuple(int(o) for o in owned)
-
-
 def _lazy_correlate(image, kk, mode, boundary, fillvalue, method, flipped, func):
-    """The dask version of ``filters._correlate_core``: ``kk`` is what the in-memory core correlates with.
-
-    Each block borrows a halo of ``depth`` rows and columns from its neighbours
-    (``map_overlap``); at the array's outer edge dask extends it by scipy's rule
-    ('reflect' is numpy's 'symmetric', the edge sample repeated; 'periodic' wraps).
-    Every output pixel is then an interior pixel of some block's 'valid' correlation.
-    """
+    """Validate like the in-memory ``filters._correlate_core``, then build the chunked graph."""
     _filters._check_choice(mode, "mode", _filters._MODES)
     if not isinstance(boundary, str) or boundary not in _filters._BOUNDARIES:
         raise ValueError(f"{func}: boundary must be one of 'fill', 'wrap' (or 'circular'), 'symm' (or "
@@ -145,24 +79,9 @@ def _lazy_correlate(image, kk, mode, boundary, fillvalue, method, flipped, func)
     if mode == "valid" and (h < kh or w < kw):
         raise ValueError(f"{func}: for mode='valid' the image ({h} x {w}) must be at least as large as the "
                          f"kernel ({kh} x {kw}) in every dimension (the in-memory swap rule is not supported)")
-    rows, dr, sr, own_r = _plan(h, image.chunks[-2], kh, mode, flipped, func)
-    cols, dc, sc, own_c = _plan(w, image.chunks[-1], kw, mode, flipped, func)
-    if boundary != "fill" and (dr > h or dc > w):
-        raise ValueError(f"{func}: the image ({h} x {w}) is smaller than the kernel's margin for boundary "
-                         f"{boundary!r}; filter it in memory with convlayers.filters instead")
-    if boundary == "fill":
-        edge = out_dtype.type(_filters._cast_fillvalue(fillvalue, out_dtype, func))
-    else:
-        edge = _DASK_BOUNDARY[boundary]
-    image = image.astype(out_dtype) if image.dtype != out_dtype else image
-    lead = image.ndim - 2
-    image = image.rechunk(image.chunks[:-2] + (rows, cols))
-    depth = {**{i: 0 for i in range(lead)}, lead: dr, lead + 1: dc}
-    bnd = {**{i: "none" for i in range(lead)}, lead: edge, lead + 1: edge}
-    return da.map_overlap(_valid_owned, image, depth=depth, boundary=bnd, trim=False,
-                          chunks=image.chunks[:-2] + (own_r, own_c), dtype=out_dtype,
-                          meta=np.empty((0,) * image.ndim, out_dtype), kernel=np.ascontiguousarray(kk),
-                          method=method, out_dtype=out_dtype, starts=(sr, sc), owned=(own_r, own_c))
+    fill = out_dtype.type(_filters._cast_fillvalue(fillvalue, out_dtype, func)) if boundary == "fill" else None
+    x = image.astype(out_dtype) if image.dtype != out_dtype else image
+    return _blocks.lazy_correlate(x, np.ascontiguousarray(kk), mode, boundary, fill, method, flipped, out_dtype)
 
 
 def convolve2d(image, kernel, mode="same", boundary="symm", fillvalue=0, *, method="auto"):

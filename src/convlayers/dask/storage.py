@@ -45,6 +45,32 @@ class _NpyFile:
         return np.array(mm[key])
 
 
+class _TiffFile:
+    """An array-like over a TIFF: each ``[...]`` opens tifffile's zarr view and reads the tiles it covers.
+
+    It holds only the path (tifffile's store holds a file handle and a lock, which
+    cannot travel to a worker process)."""
+
+    def __init__(self, path, component=None):
+        self.path, self.component = os.fspath(path), component
+        arr = self._open()
+        self.shape, self.dtype, self.ndim = tuple(arr.shape), np.dtype(arr.dtype), len(arr.shape)
+        self.tile = tuple(arr.chunks)
+
+    def _open(self):
+        import tifffile
+        import zarr
+
+        try:
+            z = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        except Exception as exc:  # tifffile's own exception types for a corrupt file
+            raise ValueError(f"open_array: cannot read the TIFF {self.path}: {type(exc).__name__}: {exc}") from None
+        return z if hasattr(z, "shape") else z[self.component or "0"]  # a multiscale group: level 0
+
+    def __getitem__(self, key):
+        return np.asarray(self._open()[key])
+
+
 def _is_zarr(path):
     return os.path.isdir(path) and any(os.path.exists(os.path.join(path, m))
                                        for m in (".zarray", "zarr.json", ".zgroup"))
@@ -81,16 +107,9 @@ def open_array(path, chunks="auto", *, component=None):
     if _is_zarr(path):
         return da.from_zarr(path, component=component, chunks=None if chunks == "auto" else chunks)
     if lower.endswith((".tif", ".tiff")):
-        import tifffile
-        import zarr
-
-        store = tifffile.imread(path, aszarr=True)
-        z = zarr.open(store, mode="r")
-        if hasattr(z, "shape"):
-            arr = z
-        else:  # a multiscale group: level 0 is the full resolution
-            arr = z[component or "0"]
-        return da.from_zarr(arr, chunks=None if chunks == "auto" else chunks)
+        src = _TiffFile(path, component)
+        return da.from_array(src, chunks=src.tile if chunks == "auto" else chunks, asarray=False, fancy=False,
+                             name=f"tiff-{os.path.abspath(path)}-{os.path.getmtime(path)}")
     raise ValueError(f"open_array: {path} is not a .npy file, a zarr store or a TIFF; for photos use "
                      f"convlayers.io.read_image and dask.array.from_array")
 
