@@ -288,3 +288,53 @@ def test_failed_save_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk on fire"):
         cd.save(lazy, tmp_path / "out.zarr")
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_cli_filters_dask(client, tmp_path, capsys):
+    from convlayers.cli import main
+    rng = np.random.default_rng(11)
+    img = (rng.random((150, 130)) * 255).astype(np.float32)
+    np.save(tmp_path / "big.npy", img)
+    addr = client.scheduler.address
+    store, out = tmp_path / "resp.zarr", tmp_path / "g.png"
+    code = main(["filters", str(tmp_path / "big.npy"), "--dask", "--scheduler", addr, "--chunks", "64",
+                 "--filters", "sobel_x,blur", "--save-dir", str(store), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert out.stat().st_size > 1000
+    for name in ("sobel_x", "blur"):
+        np.testing.assert_array_equal(cd.open_array(store, component=name).compute(), filters.apply(img, name))
+    assert "150 x 130" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, code, match", [
+    (["--chunks", "4"], 2, "--chunks"),
+    (["--save-dir", "EXISTS"], 2, "exists"),
+    (["--no-dask-scheduler"], 2, "--scheduler needs --dask"),
+    (["--corrupt"], 1, "not a valid .npy"),
+])
+def test_cli_filters_dask_errors(tmp_path, capsys, extra, code, match):
+    from convlayers.cli import main
+    src = tmp_path / "in.npy"
+    np.save(src, np.zeros((40, 40), np.float32))
+    args = ["filters", str(src), "--dask", "--out", str(tmp_path / "g.png")]
+    if extra == ["--save-dir", "EXISTS"]:
+        (tmp_path / "EXISTS").mkdir()
+        args += ["--save-dir", str(tmp_path / "EXISTS")]
+    elif extra == ["--no-dask-scheduler"]:
+        args = ["filters", str(src), "--scheduler", "tcp://127.0.0.1:1", "--out", str(tmp_path / "g.png")]
+    elif extra == ["--corrupt"]:
+        src.write_bytes(b"\x93NUMPY garbage")
+        args += ["--save-dir", str(tmp_path / "r.zarr")]
+    else:
+        args += extra
+    before = set(os.listdir(tmp_path))
+    try:
+        got = main(args)
+    except SystemExit as exc:  # argparse-style usage errors exit
+        got = exc.code
+    assert got == code
+    assert match in capsys.readouterr().err
+    assert set(os.listdir(tmp_path)) == before  # nothing written

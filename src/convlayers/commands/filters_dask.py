@@ -40,19 +40,20 @@ def check_arguments(args, usage_error) -> None:
         raise usage_error(f"--save-dir: {args.save_dir!r} exists; with --dask it is a new zarr store")
 
 
-def _open(path, chunks, input_error):
+def _open(args, input_error):
     import dask.array as da
     import numpy as np
 
     from ..dask import open_array
 
+    path, chunks = args.image, args.chunks
     lower = path.lower()
     try:
         if lower.endswith((".npy", ".tif", ".tiff")) or os.path.isdir(path):
             image = open_array(path, chunks=chunks if not lower.endswith((".tif", ".tiff")) else "auto")
-        else:
-            from ..io import read_image
-            image = da.from_array(read_image(path, "L"), chunks=chunks)
+        else:  # a photo fits in memory: read it as the in-memory command does (bomb guard, --channel)
+            from .filters import _pixel_limit, read_input
+            image = da.from_array(read_input(path, args.channel, _pixel_limit(args.max_pixels))[0], chunks=chunks)
     except (OSError, ValueError) as exc:
         raise input_error(str(exc)) from None
     except Exception as exc:  # tifffile/zarr refuse a corrupt file with their own exception types
@@ -86,8 +87,7 @@ def run(args, names, usage_error, input_error) -> int:
 
     from .. import dask as cd
 
-    check_arguments(args, usage_error)
-    image = _open(args.image, args.chunks, input_error)
+    image = _open(args, input_error)
     responses = cd.filter_bank(image, names, boundary=args.boundary, method=args.method)
     client = cd.cluster(args.scheduler) if args.scheduler else cd.cluster()
     tmp = None
@@ -110,8 +110,9 @@ def run(args, names, usage_error, input_error) -> int:
         client.close()
     from ..viz import save_gallery
 
-    save_gallery(args.out, small, drawn)
     h, w = image.shape
+    save_gallery(args.out, small, drawn, image_name=os.path.basename(args.image), boundary=args.boundary,
+                 image_size=(h, w))
     print(f"wrote {args.out}: {len(names)} filter(s) on {args.image} ({h} x {w}, height x width), "
           f"drawn from a {small.shape[0]} x {small.shape[1]} preview")
     if args.save_dir is not None:
