@@ -91,7 +91,7 @@ def run(args) -> int:
             write_png(os.path.join(args.save_dir, f"{name}.png"), resp)
     shown = "the bundled cat" if args.image is None else args.image
     print(f"wrote {args.out}: {len(names)} filter(s) on {shown} "
-          f"({image.shape[1]}x{image.shape[0]})")
+          f"({image.shape[0]} x {image.shape[1]}, height x width)")
     if args.save_dir is not None:
         print(f"wrote {len(names)} response PNG(s) to {args.save_dir}")
     return 0
