@@ -124,7 +124,7 @@ def test_train_save_failing_at_the_end_is_one_line_and_leaves_nothing(tmp_path, 
 
 @pytest.mark.parametrize("argv", [
     ["train", "--epochs", "x"], ["train", "--seed", "-1"], ["train", "--lr", "nan"], ["train", "--nope"],
-    ["train", "--labels", "l.idx"], ["train", "--label-smoothing", "1"],
+    ["train", "--labels", "l.idx"], ["train", "--label-smoothing", "1"], ["train", "--width", "100000"],
     ["summary"], ["summary", "nope"], ["summary", "digits_cnn", "--input", "1,a"],
     ["summary", "digits_cnn", "--input", "1,3,8,8"],
     ["compare", "1"], ["compare", "64", "64", "--kernel", "99999999999999999999"], ["compare", "--size", "0"],
@@ -252,3 +252,33 @@ def test_real_process_bad_data_has_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert_one_line(proc.stderr, "train")
     assert sorted(os.listdir(tmp_path)) == ["huge.npz"]
+
+
+# ---- a small fuzz: random argument lists never escape as an exception or a multi-line error -------------------
+
+_VOCAB = {
+    "summary": [["mobilenet_v2"], ["digits_cnn"], ["x:y"], ["os:getcwd"], ["math:pi"], ["convlayers.nn:ReLU"],
+                ["--input", "1,3,32,32"], ["--input", "0"], ["--input", "1,1,1,1,1,1,1"], ["--input", "-1,3,4,4"],
+                ["--input", "1,3,99999999999999999999,4"], ["--input", ""], ["--input", "1x3x8x8"], ["--json"],
+                ["--input", "1,3,1,1"], ["--bogus"]],
+    "compare": [["1", "2"], ["0", "0"], ["64", "64"], ["--kernel", "1"], ["--kernel", "-1"], ["--groups", "64"],
+                ["--groups", "-2"], ["--size", "1"], ["--size", "a,b"], ["--size", "3,-3"], ["--json"],
+                ["--kernel", "2147483647"], ["7", "2147483647"], ["--size", "1,1"]],
+}
+
+
+def test_fuzzed_arguments_end_in_one_line_or_success(capsys):
+    import random
+
+    rng = random.Random(0)
+    outcomes = {0: 0, 1: 0, 2: 0}
+    for _ in range(150):
+        command = rng.choice(sorted(_VOCAB))
+        argv = [command] + sum(rng.sample(_VOCAB[command], rng.randint(0, 3)), [])
+        code, _, err = run(argv, capsys)
+        assert code in outcomes, (argv, code, err)
+        outcomes[code] += 1
+        if code:
+            assert_one_line(err, command)
+            assert "internal error" not in err, argv
+    assert outcomes[0] and outcomes[2], outcomes   # the vocabulary reaches both success and refusal
