@@ -278,7 +278,7 @@ def run(args) -> int:
             os.rmdir(save_dir)
         raise
     writers.shutdown(wait=True)
-    size = f"{image.shape[1]}x{image.shape[0]} pixels (width x height)"
+    size = f"{image.shape[0]} x {image.shape[1]} pixels (height x width)"
     print(f"wrote {args.out}: {len(names)} filter(s) on {shown}, {size}")
     if note:
         print(f"note: {note}")
