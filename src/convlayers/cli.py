@@ -22,6 +22,7 @@ COMMANDS = {
     "train": "train",
     "demo": "demo",
     "bench": "bench",
+    "run": "run",
 }
 
 
