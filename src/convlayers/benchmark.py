@@ -411,9 +411,9 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
                "filters": [asdict(r) for r in filter_results], "summary": summary, "system": system}
     if out_path:
-        tmp = f"{out_path}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, out_path)
+        from .io import atomic_write   # temp file beside out_path, renamed when complete, removed on failure
+
+        with atomic_write(out_path) as fh:
+            fh.write(json.dumps(payload, indent=1).encode())
         echo(f"\nwrote {out_path}")
     return payload

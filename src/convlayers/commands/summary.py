@@ -43,20 +43,47 @@ def parse_shape(text: str, option: str = "--input") -> tuple[int, ...]:
     return shape
 
 
+def _import_from_cwd(spec, module_name):
+    """Import ``module_name`` as ``python -m`` would: the current directory first on the path."""
+    import importlib
+    import os
+    import sys
+
+    from ..cli import InputError, UsageError
+
+    added = os.getcwd() not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UsageError(f"model: cannot load {spec!r}: no module named {exc.name!r} "
+                             f"(looked in the current directory and the installed packages)") from None
+        raise InputError(f"model: importing {module_name!r} failed: {exc}") from None
+    except (ValueError, TypeError) as exc:   # e.g. an empty or relative module name
+        raise UsageError(f"model: cannot load {spec!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- the user's module failed while importing: one line, exit 1
+        raise InputError(f"model: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+
+
 def load_model(spec: str):
     """A Module from a model name in convlayers.models or ``package.module:callable``."""
     import importlib
 
-    from ..cli import UsageError
+    from ..cli import InputError, UsageError
     from ..nn import Module
 
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        obj = _import_from_cwd(spec, module_name)
         try:
-            obj = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except (ImportError, AttributeError, ValueError) as exc:
+        except AttributeError as exc:
             raise UsageError(f"model: cannot load {spec!r}: {exc}") from None
         name = spec
     else:
@@ -74,6 +101,8 @@ def load_model(spec: str):
             obj = obj()
         except TypeError as exc:
             raise UsageError(f"model: calling {name!r} with no arguments failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 -- the user's builder failed: one line, exit 1
+            raise InputError(f"model: calling {name!r} failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, Module):
         raise UsageError(f"model: {name!r} returned {type(obj).__name__}, not a convlayers.nn.Module")
     return obj
