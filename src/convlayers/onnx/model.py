@@ -162,6 +162,8 @@ class OnnxModel(Module):
             try:
                 result = OPS[node.op_type][0](node, *args)
             except (ValueError, TypeError) as exc:
+                if node.label() in str(exc):
+                    raise
                 raise type(exc)(f"{node.op_type} node {node.label()!r}: {exc}") from exc
             except Exception as exc:
                 raise RuntimeError(f"{node.op_type} node {node.label()!r} failed: {type(exc).__name__}: {exc}") \
