@@ -26,13 +26,16 @@ from _onnx_cases import compare, node_cases  # noqa: E402
 # Why a case of a supported op may be skipped (matched against the load/run error).
 _SKIP_REASONS = {
     "only NumPy's numeric types and bool": "a Cast to float8/bfloat16/int4/... (no NumPy dtype)",
-    "opsets 7 to": "an opset below 7 (convlayers reads opset 7 onwards)",
     "sequence, map or optional value": "sequence/optional values (tensors only)",
     "training_mode": "training mode (inference only)",
     "has no 3-D pools": "3-D pooling (waits for the pool-nd branch's 3-D functional pools)",
     "3-D transposed convolution is not available": "3-D ConvTranspose (waits for conv-nd's conv_transpose3d)",
     "3-D convolution is not available": "3-D Conv (waits for conv-nd's conv3d)",
     "avg_pool2d has no dilation": "dilated average pooling (functional.avg_pool2d has no dilation)",
+    "only 2-D images are supported": "N-d Col2Im (functional.fold is 2-D, as PyTorch's)",
+    "Resize (opset": "a Resize coordinate mode / nearest rounding / policy functional.interpolate does not have",
+    "has no functional.interpolate counterpart": "align_corners on a fractional output size (ONNX divides by "
+                                                 "in*scale-1, interpolate by out-1)",
 }
 
 

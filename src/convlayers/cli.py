@@ -33,6 +33,7 @@ COMMANDS = {
     "train": "train",
     "demo": "demo",
     "bench": "bench",
+    "run": "run",
 }
 
 

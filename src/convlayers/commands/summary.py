@@ -14,7 +14,7 @@ _DEFAULT_INPUT = (1, 3, 224, 224)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model",
                         help="a model in convlayers.models (mobilenet_v2, resnet18, digits_cnn) or "
-                             "'package.module:callable' returning a convlayers.nn.Module")
+                             "'package.module:callable' returning a convlayers.nn.Module, or an .onnx file")
     parser.add_argument("--input", default=None, metavar="N,C,H,W",
                         help="input shape, comma-separated (default 1,3,224,224; 1,1,8,8 for digits_cnn)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
@@ -114,6 +114,9 @@ def run(args) -> int:
     from ..analysis import summary
     from ..cli import UsageError
 
+    if args.model.lower().endswith(".onnx"):  # an ONNX file: the graph's table (convlayers.onnx.summary)
+        from ..onnx.summary import run_command
+        return run_command(args)
     model = load_model(args.model)
     if args.input is not None:
         shape = parse_shape(args.input)

@@ -63,7 +63,7 @@ def supported_ops():
     --------
     >>> import convlayers.onnx
     >>> convlayers.onnx.supported_ops()["Conv"][0]
-    7
+    1
     """
     newest = newest_opset()
     return {op: (max(since, MIN_OPSET), newest) for op, (fn, since, check) in sorted(OPS.items())}
@@ -83,8 +83,9 @@ def _unsupported(graph):
         if entry is None:
             found.append((node.op_type, opset, node.label(), ""))
             continue
-        if opset < MIN_OPSET or opset > newest:
-            found.append((node.op_type, opset, node.label(), f"opsets {MIN_OPSET} to {newest} are supported"))
+        lo = max(entry[1], MIN_OPSET)
+        if opset < lo or opset > newest:
+            found.append((node.op_type, opset, node.label(), f"opsets {lo} to {newest} are supported"))
             continue
         check = entry[2]
         reason = check(node, graph.constants) if check is not None else None

@@ -125,7 +125,7 @@ class OnnxModel(Module):
             arrays[name] = value
         return arrays
 
-    def run(self, output_names, feeds):
+    def run(self, output_names, feeds, *, _trace=None):
         """Run the graph; return the requested outputs (all for None) as a list of arrays.
 
         Parameters
@@ -147,6 +147,8 @@ class OnnxModel(Module):
         key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(arrays.items()))
         cached = self._shape_cache.get(key)
         record = cached is None and bool(self._static)
+        if _trace is not None:
+            cached, record = None, False
         if cached:
             env.update(cached)
         fresh = {}
@@ -160,12 +162,16 @@ class OnnxModel(Module):
             try:
                 result = OPS[node.op_type][0](node, *args)
             except (ValueError, TypeError) as exc:
+                if node.label() in str(exc):
+                    raise
                 raise type(exc)(f"{node.op_type} node {node.label()!r}: {exc}") from exc
             except Exception as exc:
                 raise RuntimeError(f"{node.op_type} node {node.label()!r} failed: {type(exc).__name__}: {exc}") \
                     from exc
             if not isinstance(result, tuple):
                 result = (result,)
+            if _trace is not None:
+                _trace(node, args, result)
             for name, value in zip(node.outputs, result):
                 if name:
                     env[name] = value

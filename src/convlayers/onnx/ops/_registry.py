@@ -17,8 +17,10 @@ from ... import functional as F
 __all__ = ["OPS", "register", "has_functional", "int_list"]
 
 OPS = {}
-# The first opset this package reads; ops added later start at their own version.
-MIN_OPSET = 7
+# The first opset this package reads; ops added later start at their own version.  Opsets 1-6 differ
+# from 7 only in attributes the ops read where they matter (legacy ``broadcast``/``axis`` on arithmetic,
+# Reshape's ``shape`` attribute, ``is_test``); PyTorch's converted test models in the onnx wheel are opset 6.
+MIN_OPSET = 1
 
 
 def newest_opset():

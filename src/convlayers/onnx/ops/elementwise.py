@@ -19,9 +19,18 @@ def _same(x, y):
     return y.astype(x.dtype, copy=False) if y.dtype != x.dtype and x.dtype.kind == y.dtype.kind == "f" else y
 
 
+def legacy_broadcast(node, a, b):
+    """Before opset 7, ``broadcast=1`` with ``axis`` aligned ``b``'s axes with ``a``'s from ``axis`` on."""
+    if node.opset < 7 and int(node.attr("broadcast", 0)) and node.attr("axis") is not None and b.ndim:
+        axis = int(node.attr("axis")) % a.ndim
+        b = b.reshape(b.shape + (1,) * (a.ndim - axis - b.ndim))
+    return b
+
+
 def _binary(op_type, ufunc):
     @register(op_type, since=1)
     def fn(node, a, b):
+        b = legacy_broadcast(node, a, b)
         r = ufunc(a, _same(a, b))
         return r.astype(a.dtype, copy=False) if r.dtype != a.dtype else r
     fn.__name__ = op_type.lower()
@@ -35,6 +44,7 @@ mul = _binary("Mul", np.multiply)
 
 @register("Div", since=1)
 def div(node, a, b):
+    b = legacy_broadcast(node, a, b)
     if a.dtype.kind in "iu":
         q = np.floor_divide(a, b)
         fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
@@ -51,6 +61,7 @@ def mod(node, a, b):
 
 @register("Pow", since=1)
 def power(node, x, y):
+    y = legacy_broadcast(node, x, y)
     if x.dtype.kind == "f":
         return np.power(x, y.astype(x.dtype)).astype(x.dtype, copy=False)
     return np.power(x.astype(np.float64), y.astype(np.float64)).astype(x.dtype)

@@ -65,9 +65,9 @@ def size(node, x):
     return np.array(x.size, dtype=np.int64)
 
 
-@register("Reshape", since=5)
-def reshape(node, x, shape):
-    shape = int_list(shape)
+@register("Reshape", since=1)
+def reshape(node, x, shape=None):
+    shape = int_list(node.attr("shape") if node.opset < 5 else shape)
     if not int(node.attr("allowzero", 0)):
         shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
     return x.reshape(shape)
