@@ -34,6 +34,7 @@ COMMANDS = {
     "demo": "demo",
     "bench": "bench",
     "run": "run",
+    "explain": "explain",
 }
 
 
