@@ -23,10 +23,10 @@ def test_default_gallery_on_bundled_cat(tmp_path, monkeypatch, capsys):
     with Image.open(out) as im:
         w, h = im.size
         assert im.format == "PNG"
-    assert 600 <= w <= 4000 and 300 <= h <= 4000  # 4 + 3 cells of 451 x 300 photos
+    assert 600 <= w <= 4000 and 300 <= h <= 4000  # 4 + 3 cells of 300 x 451 (height x width) photos
     assert 50_000 < out.stat().st_size < 10_000_000
     text = capsys.readouterr().out
-    assert "bundled cat" in text and "451x300 pixels (width x height)" in text
+    assert "bundled cat" in text and "300 x 451 pixels (height x width)" in text
     assert "converted to grey" in text            # the bundled photo is colour: said, not silent
     assert sorted(os.listdir(tmp_path)) == ["gallery.png"]  # no temp files left
 
@@ -126,7 +126,7 @@ def test_max_pixels_guard(tmp_path, capsys):
     out = tmp_path / "g.png"
     assert main(["filters", str(img), "--max-pixels", "1999", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "50x40 = 2,000 pixels" in err and "--max-pixels 2000" in err and len(err.strip().splitlines()) == 1
+    assert "40 x 50 (height x width) = 2,000 pixels" in err and "--max-pixels 2000" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert main(["filters", str(img), "--max-pixels", "2000", "--out", str(out)]) == 0
     from PIL import Image as PILImage

@@ -134,7 +134,7 @@ def run(args) -> int:
                            image_name="the bundled cat",
                            note="the bundled photo is colour; converted to grey (L = 0.299 R + 0.587 G + 0.114 B)")],
          f"the seed's {len(SEED_FILTERS)} filters ({', '.join(SEED_FILTERS)}) on the bundled cat, "
-         f"{cat.shape[1]}x{cat.shape[0]} pixels (width x height)")
+         f"{cat.shape[0]} x {cat.shape[1]} pixels (height x width)")
 
     _heading(2, "The sliding window: the seed's 4x4 example, step by step")
     stop(*viz.explain_conv(out_dir))
