@@ -98,23 +98,14 @@ def _write_index(out_dir, accuracy_line, written):
 
 
 def run(args) -> int:
-    from ..cli import InputError, UsageError
+    from ..cli import UsageError
 
     if args.epochs < 1:
         raise UsageError(f"--epochs: must be a positive integer, got {args.epochs}")
-    out_dir = os.path.abspath(args.out)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageError(f"--out: {args.out!r} exists and is not a directory")
-    parent = out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir)
-    if not os.path.isdir(parent):
-        raise UsageError(f"--out: parent directory {parent!r} does not exist")
-    try:
-        from ..viz._common import matplotlib_parts
-        matplotlib_parts()
-    except ImportError as exc:
-        raise InputError(f"{exc} (the tour draws pictures)") from None
+    from .explain import picture_dir
+
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = picture_dir(args.out)
     from .. import viz
     from ..filters import SEED_FILTERS, filter_bank
     from ..io import chelsea
