@@ -155,8 +155,8 @@ def conv_overview_figure(image=None, kernel=None, padding=0, stride=1):
     extra = f", padding {padding}" if padding else ""
     fig.suptitle(f"Sliding a 3x3 kernel over the seed's 4x4 image (stride {stride}{extra}): "
                  f"{len(steps)} window positions, one output number each.\n"
-                 + ("Grey = zero padding; " if padding else "")
-                 + "outlined = the window; red/blue = positive/negative output"
+                 + ("Grey = zero padding; outlined" if padding else "Outlined")
+                 + " = the window; red/blue = positive/negative output"
                  + ("; dot = a window corner used, red x = one the stride skips" if stride > 1 else ""),
                  fontsize=11)
     return fig
