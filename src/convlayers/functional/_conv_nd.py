@@ -27,7 +27,8 @@ from numpy.lib.stride_tricks import as_strided
 from . import conv as _c2
 
 # Live bytes of gathered depth planes per slice of the batch.  8x64x16x28x28 float32 3x3x3
-# gathers 77 MB whole; slices of 32 MiB measured the same time (the 2-D core tiles them anyway).
+# gathers 77 MB whole; slices of 32 MiB measured the same time (the 2-D core tiles them anyway),
+# on the Zen 5 (AVX-512) 2-core VM; a memory bound more than a cache size, so not scaled to the machine.
 _GATHER_BUDGET_BYTES = 32 * 2**20
 
 

@@ -22,6 +22,8 @@ so both directions share the same three paths.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .._kernels import conv as _k
@@ -35,18 +37,24 @@ __all__ = ["conv2d_affine"]
 # bands of output rows), so that peak memory stays near PyTorch's: measured 10 MiB
 # vs PyTorch's 13 MiB for 8x64x56x56 3x3.  On the calling thread alone, whole-sample
 # tiles beat bands of rows (10.6 vs 12.3 ms), hence 8 MiB; a worker thread unrolls
-# and multiplies its own tile, which should stay in its core's 2 MiB L2 cache.
-_COLS_BUDGET_BYTES = 8 * 2**20
-_WORKER_COLS_BUDGET_BYTES = 2 * 2**20
+# and multiplies its own tile, best at 2 MiB.  Both measured on the project's 2-core
+# AMD EPYC VM (Zen 5, AVX-512; 1 MiB L2 per core, 32 MiB L3, as /sys reports them);
+# other machines get them scaled to their own caches (:func:`_machine_budgets`).
+# None means "from the machine"; a number (tests) overrides it.
+_COLS_BUDGET_BYTES = None
+_WORKER_COLS_BUDGET_BYTES = None
 # Depthwise work (outputs x taps) below which the kernel runs on the calling thread: a parallel
-# launch costs ~0.1 ms here, more than mobilenet_v2's batch-1 layers take serially.
+# launch costs ~0.1 ms here (measured on the Zen 5 (AVX-512) 2-core VM), more than mobilenet_v2's
+# batch-1 layers take serially.
 _DEPTHWISE_PARALLEL_MIN_WORK = 1 << 24
-# Per-sample products narrower than this many columns are batched into one product (see _forward_core).
+# Per-sample products narrower than this many columns are batched into one product (see _forward_core);
+# measured on the Zen 5 (AVX-512) 2-core VM, as the two thresholds below.
 _MIN_PRODUCT_WIDTH = 256
 # ... and such small images unroll channels-last when the call has at least this many output pixels.
 _CHANNELS_LAST_MIN_PIXELS = 1024
 # Strided convolutions wider than this unroll through stride phases (contiguous copies) rather than
-# straight from the input (strided reads): 0.18 vs 0.34 ms for the 7x7/2 stem at 224, 0.83 vs 0.48 ms at 28.
+# straight from the input (strided reads): 0.18 vs 0.34 ms for the 7x7/2 stem at 224, 0.83 vs 0.48 ms at 28
+# (Zen 5 VM).
 _DIRECT_MAX_STRIDED_WIDTH = 32
 
 
@@ -370,9 +378,24 @@ def _apply_epilogue(y, epilogue, parallel):
     kernel(y, *epilogue)
 
 
+@functools.lru_cache(maxsize=1)
+def _machine_budgets():
+    """(calling-thread, per-worker) tile bytes for this machine: the Zen 5 VM's 8 MiB and 2 MiB, scaled.
+
+    The calling thread's tile follows the L3 (a quarter of it, as 8 of 32 MiB there), at least 2 MiB and at
+    most 8 MiB (above that the peak memory passes PyTorch's); a worker's follows its core's L2 (twice it, as
+    2 MiB for 1 MiB there), between 512 KiB and 4 MiB.  Unknown caches keep the measured sizes.
+    """
+    from .. import _machine
+    return (_machine.scale_to_cache(8 * 2**20, "l3", 32 * 2**20, 2 * 2**20, 8 * 2**20),
+            _machine.scale_to_cache(2 * 2**20, "l2", 2**20, 2**19, 4 * 2**20))
+
+
 def _budget(workers):
-    """Bytes of im2col columns per tile: one 8 MiB tile at a time, or a cache-sized tile per worker thread."""
-    return _COLS_BUDGET_BYTES if workers < 2 else _WORKER_COLS_BUDGET_BYTES
+    """Bytes of im2col columns per tile: one L3-sized tile at a time, or an L2-sized tile per worker thread."""
+    if workers < 2:
+        return _COLS_BUDGET_BYTES if _COLS_BUDGET_BYTES is not None else _machine_budgets()[0]
+    return _WORKER_COLS_BUDGET_BYTES if _WORKER_COLS_BUDGET_BYTES is not None else _machine_budgets()[1]
 
 
 def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
