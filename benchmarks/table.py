@@ -2,13 +2,23 @@
 
     python benchmarks/table.py benchmarks/results.json [one_thread.json]
 
-The optional second file (a run with ``--threads 1``) adds a column of its ratios.
+The optional second file (a run with ``--threads 1``) adds a column of its ratios; the line under the
+table names the machine the run is from (its record in results.json).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+
+
+def machine_line(run):
+    """The machine a run is from: its record's summary line (older results.json files hold only the arch)."""
+    machine = run.get("machine")
+    if isinstance(machine, dict):
+        from convlayers._machine import summary
+        return summary(machine)
+    return " ".join(str(v) for v in (machine, run.get("processor")) if v) or "not recorded"
 
 
 def main(path, one_thread=None):
@@ -23,6 +33,8 @@ def main(path, one_thread=None):
         if single:
             row += f" {by_name[c['name']]['ratio']:.2f} |"
         print(row)
+    print()
+    print(f"Machine: {machine_line(run)}")
     print()
     for group, s in run["summary"].items():
         if "geomean" in s:

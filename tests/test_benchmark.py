@@ -69,3 +69,30 @@ def test_memory_and_startup_probes_report_numbers():
     assert set(mem) == {"convlayers", "torch"} and all(v >= 0 for v in mem.values())
     st = benchmark.startup_times()
     assert 0 <= st["import_s"] < 5 and 0 < st["first_conv_warm_s"] < 30
+
+
+def test_runs_print_and_store_the_machine(tmp_path, monkeypatch, capsys):
+    """Every run names its machine at the top and in results.json; table.py puts it under the table."""
+    import importlib.util
+    import pathlib
+
+    from convlayers import _machine
+    small = [c for c in benchmark.cases(quick=True) if c[0].startswith("pointwise")]
+    monkeypatch.setattr(benchmark, "cases", lambda quick: small)
+    out = tmp_path / "r.json"
+    assert main(["bench", "--repeats", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads(out.read_text())
+    machine = data["machine"]
+    import numba
+    assert machine["cores"] >= 1 and machine["numba_threads"] == numba.get_num_threads() and "l2_bytes" in machine
+    assert machine["conv_tile_bytes"]["worker"] > 0
+    first = printed.splitlines()[:4]
+    assert any(line.strip() == "machine: " + _machine.summary(machine) for line in first), first
+    table_py = pathlib.Path(__file__).parents[1] / "benchmarks" / "table.py"
+    spec = importlib.util.spec_from_file_location("bench_table", table_py)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    table.main(str(out))
+    assert "Machine: " + _machine.summary(machine) in capsys.readouterr().out
+    assert table.machine_line({"machine": "x86_64", "processor": "AMD"}) == "x86_64 AMD"   # an older results.json

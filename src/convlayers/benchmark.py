@@ -5,7 +5,9 @@ the same number of threads (numba, BLAS/OpenMP through threadpoolctl, and
 torch), alternating the two sides so that drifts in machine load hit both (each
 timed call follows 30 ms of untimed calls of the same side, see :func:`time_pair`).
 Each figure is the median of ``repeats`` runs after a warm-up.  Ratios are
-convlayers time / peer time: below 1 convlayers is faster.
+convlayers time / peer time: below 1 convlayers is faster.  Every run starts
+with the machine's record (:mod:`._machine`: CPU, ISA, cores, caches, numba's
+threads, the BLAS kernel) and stores it in the results as ``"machine"``.
 
 Run ``python benchmarks/bench.py`` (full) or ``convlayers bench`` (quick).
 Needs the ``bench`` extra: torch==2.13.0, scipy, threadpoolctl.
@@ -366,6 +368,14 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
     limiter = limit_threads(threads)
     echo(f"convlayers vs PyTorch {torch.__version__}, float32 NCHW, {threads} threads, median of {repeats} "
          f"(ratio = convlayers / peer; below 1 is faster)")
+    from . import _machine
+    machine = _machine.record()   # after limit_threads: the threads both sides get
+    from .functional import conv as _conv
+    serial, worker = _conv._machine_budgets()
+    machine["conv_tile_bytes"] = {"calling_thread": serial, "worker": worker}
+    echo(f"  machine: {_machine.summary(machine)}")
+    echo(f"  chosen from it: im2col tiles of {serial / 2**20:g} MiB (calling thread), {worker / 2**20:g} MiB "
+         f"(per worker thread)")
     for info in blas_info():
         echo(f"  thread pool: {info}")
     import numba
@@ -426,7 +436,7 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
              f"warm {st['first_conv_warm_s']:.2f}s  target: import < 0.5 s, first conv2d < 3 s cold, < 0.3 s "
              f"warm  {'MET' if ok else 'NOT MET'}")
     limiter.restore_original_limits()
-    payload = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "machine": platform.machine(),
+    payload = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "machine": machine,
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
                "filters": [asdict(r) for r in filter_results], "summary": summary, "system": system}
     if out_path:
