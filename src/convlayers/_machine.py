@@ -120,9 +120,8 @@ def _cores():
         return os.cpu_count()
 
 
-@functools.lru_cache(maxsize=1)
 def hardware():
-    """The CPU part of the record, read once per process (a fresh dict each call).
+    """The CPU part of the record, read once per process (a fresh copy each call).
 
     Returns
     -------
@@ -132,6 +131,13 @@ def hardware():
         CPU has), ``isa_level`` (the best of them, or None), ``cores`` (usable by this process, from its CPU
         affinity), ``logical_cpus``, ``l1d_bytes``, ``l2_bytes``, ``l3_bytes`` (per cpu0; None if unknown).
     """
+    out = dict(_read_hardware())
+    out["isa"] = list(out["isa"]) if out["isa"] is not None else None
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _read_hardware():
     model, flags = _cpuinfo()
     llvm_cpu, features = _llvm_host()
     if flags is not None:
@@ -153,10 +159,6 @@ def hardware():
         "l2_bytes": caches["l2"],
         "l3_bytes": caches["l3"],
     }
-
-
-def _hardware():
-    return dict(hardware())   # a copy: callers may not change the cached record
 
 
 def _numba_threads():
@@ -199,7 +201,7 @@ def record():
     Zen — and threads; None without threadpoolctl) and ``openblas_coretype`` (the environment variable that
     forces OpenBLAS's kernel, None when unset).  Plain JSON types only.
     """
-    out = _hardware()
+    out = hardware()
     out["numba_threading_layer"], out["numba_threads"] = _numba_threads()
     out["blas"] = _blas()
     out["openblas_coretype"] = os.environ.get("OPENBLAS_CORETYPE") or None
