@@ -18,17 +18,21 @@ def test_time_pair_alternates_and_takes_medians():
 
 
 def test_time_pair_warms_each_side_for_the_given_time():
+    import itertools
     import time
     calls = []
 
     def slow(tag):
-        calls.append(tag)
+        calls.append((tag, time.perf_counter()))
         time.sleep(0.002)
 
     benchmark.time_pair(lambda: slow("a"), lambda: slow("b"), repeats=2, warm=0.009)
-    runs = "".join(calls)
-    # at least 0.009 s of untimed 2 ms calls (5, more on a slow machine), then the timed one
-    assert runs.startswith("a" * 6) and runs.count("ab") == 2 and runs.count("ba") == 1
+    runs = [list(group) for _, group in itertools.groupby(calls, key=lambda c: c[0])]
+    assert [r[0][0] for r in runs] == ["a", "b", "a", "b"]
+    for run in runs:
+        # the last call of each run is the timed one; the untimed ones before it lasted at least 0.009 s
+        # (how many that takes depends on how long a 2 ms sleep really sleeps under load)
+        assert len(run) >= 2 and run[-1][1] - run[0][1] >= 0.009
 
 
 def test_geomean():
