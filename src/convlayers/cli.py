@@ -34,6 +34,7 @@ COMMANDS = {
     "demo": "demo",
     "bench": "bench",
     "run": "run",
+    "explain": "explain",
 }
 
 
@@ -102,8 +103,7 @@ def _failure(exc: BaseException):
     if isinstance(exc, UsageError):
         return 2, _one_line(exc)
     if isinstance(exc, ImportError):
-        message = missing_extra_message(exc)
-        return 1, message if message else f"cannot import {getattr(exc, 'name', None) or ''}: {_one_line(exc)}"
+        return 1, missing_extra_message(exc) or _one_line(exc)
     if isinstance(exc, MemoryError):
         return 1, f"out of memory{': ' + _one_line(exc) if str(exc) else ''} (the input is too large for this machine)"
     if isinstance(exc, OSError):
@@ -125,13 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"convlayers.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _parser=p)
     return parser
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # reported by the subcommand's parser, so the line names the command and its --help
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

@@ -315,7 +315,8 @@ def _state_array(value):
     if isinstance(value, Tensor):
         return np.asarray(value.data)
     if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):   # a torch.Tensor
-        return value.detach().cpu().float().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()   # NumPy lacks bfloat16
     return np.asarray(value)
 
 

@@ -48,3 +48,16 @@ def taps_backward(g, idx, w, gx):
                 wk = w[o, k]
                 for b in range(b_n):
                     dst[b] += wk * src[b]
+
+
+@parallel_kernel()
+def taps_forward_last(x, idx, w, out):
+    """:func:`taps_forward` along the last axis: (A, L) ``x`` → (A, O) ``out`` (no per-element views)."""
+    a_n = x.shape[0]
+    o_n, k_n = idx.shape
+    for a in prange(a_n):
+        for o in range(o_n):
+            v = w[o, 0] * x[a, idx[o, 0]]
+            for k in range(1, k_n):
+                v += w[o, k] * x[a, idx[o, k]]
+            out[a, o] = v

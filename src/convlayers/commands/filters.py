@@ -12,6 +12,8 @@ import argparse
 import os
 import secrets
 
+from . import filters_dask
+
 HELP = "apply classic filters (edges, Sobel, blur, Laplacian, ...) to an image and draw the gallery"
 
 _BOUNDARIES = ("fill", "wrap", "symm")
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the gallery figure (default: gallery.png)")
     parser.add_argument("--save-dir", default=None, metavar="DIR",
                         help="also write each full-size response, scaled to 0-255, as DIR/<name>.png")
+    filters_dask.add_arguments(parser)
     parser.add_argument("--list", action="store_true",
                         help="print the filter bank with each kernel and exit")
 
@@ -214,6 +217,11 @@ def run(args) -> int:
             raise UsageError(f"--save-dir: parent directory {parent!r} does not exist")
         _check_writable(parent, "--save-dir")
     _check_writable(out_dir, "--out")
+    filters_dask.check_arguments(args, UsageError)
+    if args.dask:
+        if args.image is None:
+            raise UsageError("--dask: give the image to filter (a .npy, zarr store, TIFF or photo)")
+        return filters_dask.run(args, names, UsageError, InputError)
     max_pixels = _pixel_limit(args.max_pixels)
     try:
         from ..viz._common import matplotlib_parts
@@ -270,7 +278,7 @@ def run(args) -> int:
             os.rmdir(save_dir)
         raise
     writers.shutdown(wait=True)
-    size = f"{image.shape[1]}x{image.shape[0]} pixels (width x height)"
+    size = f"{image.shape[0]} x {image.shape[1]} pixels (height x width)"
     print(f"wrote {args.out}: {len(names)} filter(s) on {shown}, {size}")
     if note:
         print(f"note: {note}")

@@ -39,6 +39,18 @@ def _positive_float(text):
     return value
 
 
+# Width 1024 is already 94 M parameters (378 MB of float32); 10**5 would be ~10**12 and end in the OOM killer,
+# not in an error message.
+_MAX_WIDTH = 1024
+
+
+def _width(text):
+    value = _positive_int(text)
+    if value > _MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"expected at most {_MAX_WIDTH} channels, got {text!r}")
+    return value
+
+
 def _seed(text):
     try:
         value = int(text)
@@ -61,8 +73,9 @@ def add_arguments(parser):
                         help="Adam's initial learning rate, cosine-annealed (default: %(default)s)")
     parser.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"],
                         help="cross-entropy label smoothing in [0, 1) (default: %(default)s)")
-    parser.add_argument("--width", type=_positive_int, default=DEFAULTS["width"],
-                        help="channels of the first layer; the blocks use 2x and 4x (default: %(default)s)")
+    parser.add_argument("--width", type=_width, default=DEFAULTS["width"],
+                        help="channels of the first layer; the blocks use 2x and 4x, at most "
+                             f"{_MAX_WIDTH} (default: %(default)s)")
     parser.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
                         help="seed of initialisation, batch order and the split (default: %(default)s)")
     parser.add_argument("--data", metavar="PATH",

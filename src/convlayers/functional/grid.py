@@ -88,13 +88,18 @@ def affine_grid(theta, size, align_corners=None):
     th, size = _affine_check(theta, size)
     dtype = float_dtype(th)
     base = _base_grid(size, bool(align_corners), dtype)
-    return np.einsum("...k,nik->n...i", base, th.astype(dtype)).astype(dtype)
+    d = len(size) - 2
+    out = np.einsum("pk,nik->npi", base.reshape(-1, d + 1), th.astype(dtype))
+    return out.reshape((size[0],) + tuple(size[2:]) + (d,)).astype(dtype)
 
 
 def affine_grid_backward(grad_grid, size, align_corners, dtype):
     """Gradient of :func:`affine_grid` for ``theta``."""
-    base = _base_grid([int(s) for s in size], bool(align_corners), np.dtype(dtype))
-    return np.einsum("n...i,...k->nik", np.asarray(grad_grid), base).astype(dtype)
+    size = [int(s) for s in size]
+    d = len(size) - 2
+    base = _base_grid(size, bool(align_corners), np.dtype(dtype)).reshape(-1, d + 1)
+    g = np.asarray(grad_grid).reshape(size[0], -1, d)
+    return np.einsum("npi,pk->nik", g, base).astype(dtype)
 
 
 # --------------------------------------------------------------------------- grid_sample

@@ -133,7 +133,9 @@ def _apply(x, tables, backward=False, in_shape=None):
         else:
             shape[ax] = idx.shape[0]
             dst = np.empty((a_n, shape[ax], b_n), y.dtype)
-            if dst.size:
+            if dst.size and b_n == 1:
+                _k.taps_forward_last.for_work(dst.size * idx.shape[1])(src[:, :, 0], idx, w, dst[:, :, 0])
+            elif dst.size:
                 _k.taps_forward.for_work(dst.size * idx.shape[1])(src, idx, w, dst)
         y = dst.reshape(shape)
     return y

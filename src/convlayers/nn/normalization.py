@@ -337,9 +337,9 @@ class InstanceNorm1d(_InstanceNorm):
     --------
     >>> import numpy as np
     >>> from convlayers import nn
-    >>> nn.InstanceNorm1d(2)(np.array([[1.0, 3.0], [0.0, 2.0]], np.float32))
-    array([[-0.99999505,  0.99999505],
-           [-0.99999505,  0.99999505]], dtype=float32)
+    >>> nn.InstanceNorm1d(2)(np.array([[1.0, 3.0], [0.0, 2.0]], np.float32)).round(3)  # unbatched (C, L)
+    array([[-1.,  1.],
+           [-1.,  1.]], dtype=float32)
     """
 
     _rank = 3

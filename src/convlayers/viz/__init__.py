@@ -24,6 +24,24 @@ True
 from __future__ import annotations
 
 from ._common import VIEW_PIXELS, MissingExtraError, downsample
+from .costs import efficient_figure, explain_efficient, explain_receptive_field, receptive_field_figure
+from .features import explain_features, features_figure, layer_outputs, train_digits_model
 from .gallery import CAPTIONS, gallery_figure, save_gallery
+from .windows import (conv_overview_figure, conv_step_figure, conv_steps, explain_conv, explain_pool,
+                      explain_shapes, pool_figure, shapes_figure)
 
-__all__ = ["VIEW_PIXELS", "MissingExtraError", "downsample", "CAPTIONS", "gallery_figure", "save_gallery"]
+#: ``convlayers explain TOPIC``: topic -> function(out_dir, ...) returning (paths written, text).
+TOPICS = {
+    "conv": explain_conv,
+    "pool": explain_pool,
+    "shapes": explain_shapes,
+    "efficient": explain_efficient,
+    "receptive-field": explain_receptive_field,
+    "features": explain_features,
+}
+
+__all__ = ["VIEW_PIXELS", "MissingExtraError", "downsample", "CAPTIONS", "gallery_figure", "save_gallery",
+           "TOPICS", "conv_steps", "conv_step_figure", "conv_overview_figure", "pool_figure", "shapes_figure",
+           "efficient_figure", "receptive_field_figure", "features_figure", "layer_outputs", "train_digits_model",
+           "explain_conv", "explain_pool", "explain_shapes", "explain_efficient", "explain_receptive_field",
+           "explain_features"]

@@ -152,6 +152,7 @@ def gallery_figure(image, responses, *, kernels=None, image_name="the image", bo
             ax = fig.add_subplot(sub[0, 1])
             cax = fig.add_subplot(sub[0, 2])
             ax.set_gid(f"panel{i}")
+            cax.set_gid(f"colorbar{i}")
             if i == 0:
                 kax.set_axis_off()
                 kax.text(0.5, 0.5, f"input\n{full_w}x{full_h} px\n\ngrey map:\n0 = black\n"
