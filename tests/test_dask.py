@@ -338,3 +338,22 @@ def test_cli_filters_dask_errors(tmp_path, capsys, extra, code, match):
     assert got == code
     assert match in capsys.readouterr().err
     assert set(os.listdir(tmp_path)) == before  # nothing written
+
+
+def test_predict_with_an_onnx_model(client):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import io as _io
+
+    import convlayers.onnx as co
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 8 * 8, 10)).eval()
+    f = _io.BytesIO()
+    torch.onnx.export(net, torch.zeros(1, 1, 8, 8), f, dynamo=False, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    model = co.load(f.getvalue())
+    x = np.random.default_rng(12).standard_normal((19, 1, 8, 8)).astype(np.float32)
+    got = cd.predict(model, da.from_array(x, chunks=(5, 1, 8, 8))).compute()
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
