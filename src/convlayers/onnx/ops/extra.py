@@ -20,8 +20,8 @@ def rms_norm(node, x, scale):
 @register("LpNormalization", since=1, needs=("normalize",),
           check=lambda n, c: None if int(n.attr("p", 2)) in (1, 2) else f"p={n.attr('p')}")
 def lp_normalization(node, x):
-    # ONNX divides by the norm itself (no eps clamp): a zero row gives NaN there, eps=0 keeps that
-    return F.normalize(x, float(node.attr("p", 2)), int(node.attr("axis", -1)), 0.0)
+    # an all-zero row normalises to zeros (ONNX's case), which normalize's eps floor on the norm gives
+    return F.normalize(x, float(node.attr("p", 2)), int(node.attr("axis", -1)))
 
 
 _GRID_MODES = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest", "cubic": "bicubic",
