@@ -102,7 +102,7 @@ def hardmax(node, x):
     axis = int(node.attr("axis", -1 if node.opset >= 13 else 1)) % x.ndim
     if node.opset < 13:
         rows = int(np.prod(x.shape[:axis], dtype=np.int64))
-        return hardmax.__wrapped_2d(x.reshape(rows, -1), 1).reshape(x.shape)
+        return _one_hot_max(x.reshape(rows, -1), 1).reshape(x.shape)
     return _one_hot_max(x, axis)
 
 
@@ -111,9 +111,6 @@ def _one_hot_max(x, axis):
     out = np.zeros_like(x)
     np.put_along_axis(out, idx, 1, axis=axis)
     return out
-
-
-hardmax.__wrapped_2d = _one_hot_max
 
 
 @register("TopK", since=1)
