@@ -97,3 +97,24 @@ def test_fusion_still_fuses_batchnorm2d(rng):
         fused = fusion.conv_bn_act(conv, bn, nn.ReLU(), x)
     assert_close(fused, np.maximum(bn(conv(x)), 0))
     assert not isinstance(nn.BatchNorm1d(4), nn.BatchNorm2d)
+
+
+def test_summary_traces_the_new_layers():
+    """analysis.summary has shape rules for the new ops: shapes as PyTorch's, jump shrinks when upsampling."""
+    from convlayers.analysis import summary
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.Upsample(scale_factor=2, mode="bilinear"),
+                        nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2), nn.LayerNorm(64), nn.InstanceNorm2d(3),
+                        nn.UpsamplingNearest2d(size=(32, 32)), nn.PixelUnshuffle(2), nn.ChannelShuffle(4))
+    s = summary(net, (1, 3, 16, 16))
+    x = torch.zeros(1, 3, 16, 16)
+    shapes = []
+    tnet = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GroupNorm(2, 8),
+                               torch.nn.Upsample(scale_factor=2, mode="bilinear"), torch.nn.Conv2d(8, 12, 3, padding=1),
+                               torch.nn.PixelShuffle(2), torch.nn.LayerNorm(64), torch.nn.InstanceNorm2d(3),
+                               torch.nn.UpsamplingNearest2d(size=(32, 32)), torch.nn.PixelUnshuffle(2),
+                               torch.nn.ChannelShuffle(4))
+    for m in tnet:
+        x = m(x)
+        shapes.append(tuple(x.shape))
+    assert [tuple(r.output_shape) for r in s.rows] == shapes
+    assert s.rows[2].jump == (0.5, 0.5) and s.rows[4].jump == (0.25, 0.25)
