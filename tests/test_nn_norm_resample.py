@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,31 @@ def test_summary_traces_the_new_layers():
         shapes.append(tuple(x.shape))
     assert [tuple(r.output_shape) for r in s.rows] == shapes
     assert s.rows[2].jump == (0.5, 0.5) and s.rows[4].jump == (0.25, 0.25)
+
+
+@pytest.mark.parametrize("case", TRAIN, ids=str)
+def test_moduleinfo_training_gradients(case, rng):
+    """Training-mode gradients for the input and every parameter, vs torch autograd on the same weights."""
+    tdtype = torch.float64 if case.dtype == np.float64 else torch.float32
+    theirs = getattr(torch.nn, case.cls_name)(*case.constructor_args, **case.constructor_kwargs).to(tdtype).train()
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in case.state_dict.items()})
+    cls = getattr(nn, case.cls_name)
+    extra = {"dtype": case.dtype} if "dtype" in inspect.signature(cls.__init__).parameters else {}
+    ours = cls(*case.constructor_args, **case.constructor_kwargs, **extra).train()
+    ours.load_state_dict(case.state_dict)
+    x = np.array(case.forward_args[0])
+    if x.size == 0:
+        pytest.skip("empty input")
+    xt = torch.from_numpy(x.copy()).requires_grad_()
+    want = theirs(xt)
+    go = rng.standard_normal(tuple(want.shape)).astype(case.dtype)
+    params = dict(theirs.named_parameters())
+    grads = torch.autograd.grad(want, [xt, *params.values()], torch.from_numpy(go))
+    xs = cl.Tensor(x.copy(), requires_grad=True)
+    got = ours(xs)
+    got.backward(go)
+    assert_close(got.data, want.detach().numpy(), dtype=case.dtype)
+    assert_close(xs.grad, grads[0].numpy(), dtype=case.dtype)
+    mine = dict(ours.named_parameters())
+    for (name, _), g in zip(params.items(), grads[1:]):
+        assert_close(mine[name].grad, g.numpy(), dtype=case.dtype)
