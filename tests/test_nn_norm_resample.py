@@ -148,3 +148,21 @@ def test_moduleinfo_training_gradients(case, rng):
     mine = dict(ours.named_parameters())
     for (name, _), g in zip(params.items(), grads[1:]):
         assert_close(mine[name].grad, g.numpy(), dtype=case.dtype)
+
+
+def test_interop_twins_of_the_new_layers(rng):
+    """interop.to_torch builds a twin with the same weights; both give the same output."""
+    from convlayers.interop import to_torch
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(4, 8), nn.BatchNorm2d(8),
+                        nn.InstanceNorm2d(8, affine=True, track_running_stats=True),
+                        nn.Upsample(scale_factor=2, mode="bicubic"), nn.LocalResponseNorm(3), nn.PixelUnshuffle(2),
+                        nn.ChannelShuffle(4), nn.PixelShuffle(2), nn.UpsamplingBilinear2d(size=(9, 9)),
+                        nn.LayerNorm(9), nn.RMSNorm([8, 9, 9]), nn.Unfold(2), nn.Fold((9, 9), 2)).eval()
+    net[1].weight.data[...] = rng.standard_normal(8)
+    twin = to_torch(net).eval()
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = twin(torch.from_numpy(x)).numpy()
+    assert_close(net(x), want)
+    bn = nn.BatchNorm1d(5, momentum=None)
+    assert repr(to_torch(bn)) == repr(bn)
