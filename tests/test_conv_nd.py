@@ -423,3 +423,23 @@ def test_tiny_net_trains_like_torch(nd):
     for a, b in losses:
         assert abs(a - b) <= 1e-9 * max(1, abs(b))
     assert losses[-1][0] < losses[0][0]
+
+
+# --------------------------------------------------------------------------- analysis.summary
+
+
+def test_summary_counts_conv1d_and_conv3d_macs_and_params():
+    from convlayers import analysis
+    net = nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.ReLU(), nn.Conv1d(8, 8, 3, stride=2),
+                        nn.ConvTranspose1d(8, 4, 2, stride=2))
+    s = analysis.summary(net, (2, 3, 100))
+    assert [r.output_shape for r in s.rows] == [(2, 8, 100), (2, 8, 100), (2, 8, 49), (2, 4, 98)]
+    assert [r.macs for r in s.rows] == [2 * 8 * 100 * 3 * 5, 0, 2 * 8 * 49 * 8 * 3, 2 * 8 * 49 * 4 * 2]
+    assert s.total_params == sum(p.size for p in net.parameters())
+    net3 = nn.Sequential(nn.Conv3d(2, 4, 3, padding=1, groups=2), nn.ConvTranspose3d(4, 2, 2, stride=2))
+    s3 = analysis.summary(net3, (1, 2, 4, 8, 8))
+    assert [r.output_shape for r in s3.rows] == [(1, 4, 4, 8, 8), (1, 2, 8, 16, 16)]
+    assert s3.total_macs == 4 * 4 * 8 * 8 * 1 * 27 + 4 * 4 * 8 * 8 * 2 * 8
+    assert s3.total_params == sum(p.size for p in net3.parameters())
+    with pytest.raises(ValueError, match="kernel size"):
+        analysis.summary(nn.Conv3d(2, 4, 5), (1, 2, 3, 8, 8))

@@ -73,6 +73,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import _analysis_conv as _conv_rules
+
 __all__ = ["summary", "Summary", "LayerRow", "compare_convs", "ConvComparison", "ConvRow", "flops"]
 
 def _prod(values) -> int:
@@ -424,6 +426,8 @@ _RULES = {
     "log_softmax": _rule_same_shape,
     "pad": _rule_pad,
 }
+_RULES.update({f"conv{nd}d": _conv_rules.rule_conv_nd for nd in (1, 3)})
+_RULES.update({f"conv_transpose{nd}d": _conv_rules.rule_conv_transpose_nd for nd in (1, 3)})
 
 
 # --------------------------------------------------------------------------------------------------
