@@ -443,3 +443,15 @@ def test_summary_counts_conv1d_and_conv3d_macs_and_params():
     assert s3.total_params == sum(p.size for p in net3.parameters())
     with pytest.raises(ValueError, match="kernel size"):
         analysis.summary(nn.Conv3d(2, 4, 5), (1, 2, 3, 8, 8))
+
+
+def test_interop_twins_of_nd_layers_match():
+    from convlayers.interop import to_torch
+    net = nn.Sequential(nn.ReflectionPad1d((2, 1)), nn.Conv1d(2, 4, 3, padding="same", padding_mode="circular"),
+                        nn.ConstantPad1d(1, 0.5), nn.ConvTranspose1d(4, 2, 3, stride=2), nn.ZeroPad1d((0, -1)))
+    x = np.random.default_rng(2).standard_normal((2, 2, 9)).astype(np.float32)
+    assert_close(net(x), to_torch(net)(torch.from_numpy(x)).detach().numpy())
+    net3 = nn.Sequential(nn.ReplicationPad3d(1), nn.Conv3d(2, 2, 3, groups=2), nn.CircularPad3d((1, 0, 0, 1, 1, 0)),
+                         nn.ConvTranspose3d(2, 3, 2, stride=2, dilation=1))
+    x3 = np.random.default_rng(3).standard_normal((1, 2, 3, 4, 4)).astype(np.float32)
+    assert_close(net3(x3), to_torch(net3)(torch.from_numpy(x3)).detach().numpy())
