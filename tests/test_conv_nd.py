@@ -455,3 +455,15 @@ def test_interop_twins_of_nd_layers_match():
                          nn.ConvTranspose3d(2, 3, 2, stride=2, dilation=1))
     x3 = np.random.default_rng(3).standard_normal((1, 2, 3, 4, 4)).astype(np.float32)
     assert_close(net3(x3), to_torch(net3)(torch.from_numpy(x3)).detach().numpy())
+
+
+def test_pad_dtypes_follow_torch():
+    x = np.arange(6).reshape(1, 2, 3)
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        assert F.pad(x, (1, 1), mode=mode).dtype == np.int64
+        np.testing.assert_array_equal(F.pad(x, (1, 1), mode=mode), TF.pad(torch.from_numpy(x), (1, 1), mode=mode))
+    b = np.ones((1, 2, 3), bool)
+    for mode in ("reflect", "replicate"):
+        with pytest.raises(TypeError, match="bool"):
+            F.pad(b, (1, 1), mode=mode)
+    assert F.pad(b, (1, 1), mode="circular").dtype == np.bool_

@@ -94,6 +94,9 @@ def pad(input, pad, mode="constant", value=None):
         return np.pad(x, grow, mode="constant", constant_values=fill)
     if value not in (None, 0):
         raise ValueError(f"pad: value is only used in 'constant' mode, got value={value!r} with mode={mode!r}")
+    if x.dtype == np.bool_ and mode in ("reflect", "replicate"):
+        raise TypeError(f"pad: {mode} padding of a bool array is not supported (as in PyTorch); "
+                        f"convert it to a numeric dtype first")
     return _gather(x, widths, mode)
 
 
