@@ -114,6 +114,15 @@ def _pool_case(rng, op, shape, *args):
     return (lambda: getattr(F, op)(x, *args), lambda: getattr(TF, op)(torch.from_numpy(x), *args).numpy())
 
 
+def _op_case(rng, op, shape, *args, **kw):
+    import torch
+    import torch.nn.functional as TF
+
+    import convlayers.functional as F
+    x = rng.standard_normal(shape, dtype=np.float32)
+    return (lambda: getattr(F, op)(x, *args, **kw), lambda: getattr(TF, op)(torch.from_numpy(x), *args, **kw).numpy())
+
+
 def _module_case(rng, module, shape):
     import torch
 
@@ -202,6 +211,11 @@ def cases(quick: bool):
         ("InvertedResidual 24->24 t6 @56", "forward",
          lambda r: _module_case(r, nn.InvertedResidual(24, 24, 1, 6), (8, 24, 56, 56))),
         ("mobilenet_v2 @224 b1", "model", lambda r: _module_case(r, models.mobilenet_v2(), (1, 3, 224, 224))),
+    ]
+    out += [
+        ("interpolate bilinear x2 64x56", "forward",
+         lambda r: _op_case(r, "interpolate", (8, 64, 56, 56), scale_factor=2, mode="bilinear")),
+        ("group_norm 32 groups 64x56", "forward", lambda r: _op_case(r, "group_norm", (8, 64, 56, 56), 32)),
     ]
     if quick:
         return out
@@ -416,9 +430,9 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
                "filters": [asdict(r) for r in filter_results], "summary": summary, "system": system}
     if out_path:
-        tmp = f"{out_path}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, out_path)
+        from .io import atomic_write   # temp file beside out_path, renamed when complete, removed on failure
+
+        with atomic_write(out_path) as fh:
+            fh.write(json.dumps(payload, indent=1).encode())
         echo(f"\nwrote {out_path}")
     return payload

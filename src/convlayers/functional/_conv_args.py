@@ -115,6 +115,8 @@ def conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups, pa
             f"got input of shape {x.shape} with {cin} channels")
     if 0 in kernel:
         raise ValueError(f"{op}: weight has an empty kernel, shape {w.shape}")
+    if cin == 0:  # PyTorch returns an oddly shaped (N, 0, ...) array here, whatever out_channels is
+        raise ValueError(f"{op}: input has no channels (shape {x.shape}); need in_channels >= 1")
     if b is not None and b.shape != (cout,):
         raise ValueError(f"{op}: bias must have shape ({cout},) to match weight.shape[0], got {b.shape}")
     if isinstance(padding, str):

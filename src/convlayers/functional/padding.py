@@ -12,7 +12,6 @@ from ._validate import as_array
 __all__ = ["pad"]
 
 
-
 def _pad_widths(shape, pad, mode):
     """Check ``pad`` and turn it into NumPy's per-axis (before, after) list."""
     if isinstance(pad, numbers.Integral) or not hasattr(pad, "__len__"):
@@ -50,9 +49,17 @@ def _pad_widths(shape, pad, mode):
             elif size + before + after <= 0 and (before or after):
                 raise ValueError(f"pad: padding {pad!r} leaves an empty axis {axis} of size {size} "
                                  f"({size} + {before} + {after})")
-        elif size + before + after < 0:
-            raise ValueError(f"pad: padding {pad!r} leaves a negative size on axis {axis} of size {size}")
+        elif size - max(-before, 0) - max(-after, 0) < 0:
+            # PyTorch crops (negative widths) before it pads, and refuses a crop larger than the axis:
+            # (3, -3) on 2 elements is an error there, not 2 + 3 - 3 = 2 elements.
+            raise ValueError(f"pad: padding {pad!r} crops more than the {size} elements of axis {axis}")
         widths[axis] = (before, after)
+    if mode != "constant":
+        # PyTorch pads k = 1..3 spatial dims of a batched (k+2)-D or unbatched (k+1)-D input.
+        k = len(pad) // 2
+        if not (1 <= k <= 3 and len(shape) in (k + 1, k + 2)):
+            raise ValueError(f"pad: {mode} padding of {k} dims (pad length {len(pad)}) is not supported for a "
+                             f"{len(shape)}-D input; use a {k + 1}-D or {k + 2}-D input")
     return widths
 
 
