@@ -467,3 +467,26 @@ def test_pad_dtypes_follow_torch():
         with pytest.raises(TypeError, match="bool"):
             F.pad(b, (1, 1), mode=mode)
     assert F.pad(b, (1, 1), mode="circular").dtype == np.bool_
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv3d_plane_tasks_in_bands_and_on_threads_match_torch(monkeypatch, dtype):
+    """The 3-D forward runs output planes (or bands of their rows) as tasks: one row per band changes nothing."""
+    from convlayers.functional import conv as conv_module
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 6, 5, 7, 6)).astype(dtype), rng.standard_normal((4, 3, 2, 3, 2)).astype(dtype)
+    kw = dict(stride=(2, 1, 2), padding=(1, 1, 0), dilation=(1, 2, 1), groups=2)
+    want = TF.conv3d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
+    assert_close(F.conv3d(x, w, **kw), want)
+    monkeypatch.setattr(conv_module, "_COLS_BUDGET_BYTES", 1)
+    monkeypatch.setattr(conv_module, "_WORKER_COLS_BUDGET_BYTES", 1)
+    assert_close(F.conv3d(x, w, **kw), want)
+
+
+def test_conv3d_nonfinite_weight_taps_follow_the_2d_rule():
+    """A NaN weight tap reaches only the outputs whose window puts it on the input in H and W (as conv2d)."""
+    x = np.ones((1, 1, 1, 4, 4), np.float32)
+    w = np.ones((1, 1, 1, 3, 3), np.float32)
+    w[0, 0, 0, 0, 0] = np.nan
+    got = F.conv3d(x, w, padding=(0, 1, 1))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(F.conv2d(x[:, :, 0], w[:, :, 0], padding=1))[:, :, None])
