@@ -333,7 +333,7 @@ def test_bad_layer_arguments_raise_before_work(make, match):
 
 @pytest.mark.parametrize("layer, shape, match", [
     (nn.Conv2d(3, 4, 3), (1, 2, 8, 8), "3 channels, got 2"),
-    (nn.Conv2d(3, 4, 3), (3, 8, 8), "expected 4D input"),
+    (nn.Conv2d(3, 4, 3), (8, 8), "expected 3-D \\(unbatched\\) or 4-D"),  # (C, H, W) is unbatched, as PyTorch
     (nn.BatchNorm2d(3), (2, 4, 5, 5), "3 channels, got 4"),
     (nn.Linear(4, 2), (3, 5), "last dimension 4"),
     (nn.MaxPool2d(2), (2, 2), "expected 4D input"),
