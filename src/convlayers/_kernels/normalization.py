@@ -16,9 +16,9 @@ formed in the data type, as PyTorch's ``GroupNormKernelImpl`` does.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import parallel_kernel
+from . import njit, parallel_kernel
 
 
 @njit(cache=True, fastmath={"reassoc"})
