@@ -87,6 +87,7 @@ class Case:
     kwargs: dict
     expected: Any
     torch_sample: Any = dataclasses.field(repr=False, default=None)
+    torch_op: Any = dataclasses.field(repr=False, default=None)
 
     def __str__(self):
         shape = getattr(self.input, "shape", type(self.input).__name__)
@@ -103,6 +104,31 @@ class Case:
             x, args, kwargs = prepare(x, args, kwargs)
         got = fn(x, *args, **kwargs)
         _compare(got, self.expected, self.dtype, rtol)
+
+    def check_grad(self, fn, rtol=None, prepare=None, seed=0):
+        """The gradient of ``fn``'s (first) output with respect to the input, against torch autograd's.
+
+        A seeded random upstream gradient makes every output element count; ``fn``
+        gets a :class:`convlayers.Tensor` input, the other arguments as NumPy.
+        """
+        from convlayers import tensor
+
+        s = self.torch_sample
+        xt = s.input.detach().clone().requires_grad_(True)
+        ref = self.torch_op(xt, *s.args, **s.kwargs)
+        ref = ref[0] if isinstance(ref, (tuple, list)) else ref
+        upstream = np.random.default_rng(seed).standard_normal(tuple(ref.shape)).astype(self.dtype)
+        ref.backward(torch.from_numpy(upstream))
+        args, kwargs = self.args, self.kwargs
+        x = self.input
+        if prepare is not None:
+            x, args, kwargs = prepare(x, args, kwargs)
+        xc = tensor(x, requires_grad=True)
+        out = fn(xc, *args, **kwargs)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        out.backward(upstream)
+        assert xc.grad is not None, "no gradient reached the input"
+        _compare(xc.grad, to_numpy(xt.grad), self.dtype, rtol)
 
 
 def _compare(got, expected, dtype, rtol):
@@ -131,7 +157,7 @@ def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), re
             with torch.no_grad():
                 expected = op.op(s.input, *s.args, **s.kwargs)
             cases.append(Case(name, i, np.dtype(dtype), to_numpy(s.input), to_numpy(tuple(s.args)),
-                              to_numpy(dict(s.kwargs)), to_numpy(expected), s))
+                              to_numpy(dict(s.kwargs)), to_numpy(expected), s, op.op))
     return cases
 
 

@@ -15,8 +15,12 @@ from .conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_ba
 from .linear import linear
 from .norm import batch_norm
 from .padding import pad, pad_backward
-from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
-                      avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .pooling_sized import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d
+from . import pooling as _pooling_module
+from . import pooling_sized as _pooling_sized_module
+from .pooling import *  # noqa: F401,F403  (max/avg/lp pooling 1d-3d and their backwards)
+from .pooling_sized import *  # noqa: F401,F403  (adaptive, fractional, max_unpool 1d-3d and backwards)
 from ..sizes import conv_output_size
 from .dropout import *  # noqa: F401,F403  (dropout, manual_seed, dropout_mask)
 from .loss import *  # noqa: F401,F403  (softmax, log_softmax, nll_loss, cross_entropy, mse_loss, backwards)
@@ -27,4 +31,7 @@ __all__ = [
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_backward", "pad_backward", "relu_backward", "relu6_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
+    *(n for n in _pooling_module.__all__ + _pooling_sized_module.__all__
+      if n not in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool2d_backward",
+                   "avg_pool2d_backward", "adaptive_avg_pool2d_backward")),
 ]

@@ -16,8 +16,9 @@ Examples
 
 from . import init
 from .blocks import Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable, InvertedResidual, MobileBlock
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten,
-                     Identity, Linear, MaxPool2d, ReLU, ReLU6)
+from .layers import BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Identity, Linear, ReLU, ReLU6
+from . import pooling as _pooling_module
+from .pooling import *  # noqa: F401,F403  (Max/Avg/AdaptiveAvg/AdaptiveMax/LP/FractionalMax pools, MaxUnpool)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
     "ReLU", "ReLU6", "Flatten", "Linear", "Dropout", "Identity",
     "Conv2dNormActivation", "ConvBNReLU", "DepthwiseSeparable", "MobileBlock", "InvertedResidual",
+    *(n for n in _pooling_module.__all__ if n not in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d")),
 ]
