@@ -259,6 +259,9 @@ def max_pool2d_backward(grad_output, indices, input_shape):
 
 def _avg_args(op, spatial, kernel_size, stride, padding, ceil_mode, divisor_override):
     kernel, stride, padding, _, out_sp = _window(op, spatial, kernel_size, stride, padding, 1, ceil_mode)
+    if len(spatial) == 3 and any(n < k for n, k in zip(spatial, kernel)):
+        # PyTorch's avg_pool3d (only it) wants the unpadded input at least as large as the kernel
+        raise ValueError(f"{op}: input {tuple(spatial)} is smaller than kernel_size {kernel}")
     if divisor_override is not None:
         # PyTorch refuses 0 and takes a negative override (the sums divided by it).
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):

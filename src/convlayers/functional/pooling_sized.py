@@ -34,10 +34,13 @@ def _adaptive_size(op, output_size, spatial):
         items = (output_size,) * dims
     else:
         try:
-            items = tuple(output_size)
+            items = tuple(output_size) if not isinstance(output_size, (str, bytes)) else None
         except TypeError:
+            items = None
+        if items is None or not all(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+                                    for v in items):
             raise TypeError(f"{op}: output_size must be an int or a tuple of {dims} ints (or None), got "
-                            f"{output_size!r}") from None
+                            f"{output_size!r}")
         if len(items) != dims:
             raise ValueError(f"{op}: output_size must be an int or a tuple of {dims} ints (or None), got "
                              f"{output_size!r}")
@@ -212,10 +215,13 @@ def _fractional(op, dims, input, kernel_size, output_size, output_ratio, return_
     else:
         out_sp = _ntuple(output_size, dims, "output_size", op, 1)
     x4, info = _planes(op, x, dims)
+    # PyTorch: output + kernel - 1 <= input in 2-D, and strictly less in 3-D
+    slack = 0 if dims == 2 else 1
     for a in range(dims):
-        if out_sp[a] + kernel[a] - 1 > spatial[a]:
+        if out_sp[a] + kernel[a] - 1 + slack > spatial[a]:
             raise ValueError(f"{op}: output_size {out_sp} with kernel_size {kernel} is too large for the input's "
-                             f"spatial size {tuple(spatial)} (need output + kernel - 1 <= input along each axis)")
+                             f"spatial size {tuple(spatial)} (need output + kernel - 1 {'<=' if dims == 2 else '<'} "
+                             f"input along each axis)")
     n, c = info[0]
     if _random_samples is None:
         samples = np.random.default_rng().random((n, c, dims)).astype(x4.dtype)
