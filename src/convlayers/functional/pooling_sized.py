@@ -191,7 +191,8 @@ def _intervals(samples, in_n, out_n, pool):
         alpha = t(in_n - pool) / t(out_n - 1)
         i = np.arange(out_n - 1).astype(samples.dtype)
         u = samples[:, None]
-        starts[:, :-1] = ((i + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
+        with np.errstate(invalid="ignore"):  # a NaN sample: an out-of-range start, refused by the caller
+            starts[:, :-1] = ((i + u) * alpha).astype(np.int64) - (u * alpha).astype(np.int64)
     starts[:, -1] = in_n - pool
     return starts
 
