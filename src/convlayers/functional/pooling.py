@@ -267,8 +267,8 @@ def _avg_args(op, spatial, kernel_size, stride, padding, ceil_mode, divisor_over
         # PyTorch refuses 0 and takes a negative override (the sums divided by it).
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral):
             raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
-        if divisor_override == 0:
-            raise ValueError(f"{op}: divisor_override must be non-zero, got 0")
+        if divisor_override == 0 or not -2**63 <= divisor_override < 2**63:
+            raise ValueError(f"{op}: divisor_override must be a non-zero int64, got {divisor_override!r}")
     divisor = 0 if divisor_override is None else int(divisor_override)
     return kernel, stride, padding, out_sp, divisor
 

@@ -20,6 +20,10 @@ from .layers import BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Iden
 from . import pooling as _pooling_module
 from .pooling import *  # noqa: F401,F403  (Max/Avg/AdaptiveAvg/AdaptiveMax/LP/FractionalMax pools, MaxUnpool)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+from .normalization import (BatchNorm1d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                            LayerNorm, LocalResponseNorm, RMSNorm)
+from .resample import (ChannelShuffle, Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample, UpsamplingBilinear2d,
+                       UpsamplingNearest2d)
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "init",
@@ -27,4 +31,7 @@ __all__ = [
     "ReLU", "ReLU6", "Flatten", "Linear", "Dropout", "Identity",
     "Conv2dNormActivation", "ConvBNReLU", "DepthwiseSeparable", "MobileBlock", "InvertedResidual",
     *(n for n in _pooling_module.__all__ if n not in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d")),
+    "BatchNorm1d", "BatchNorm3d", "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+    "LocalResponseNorm", "RMSNorm", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
+    "PixelUnshuffle", "ChannelShuffle", "Unfold", "Fold",
 ]
