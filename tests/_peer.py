@@ -235,13 +235,19 @@ def _compare(got, expected, dtype, rtol):
         assert_close(got, expected, dtype=dtype, rtol=rtol)
 
 
-def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), requires_grad=False):
-    """Every OpInfo sample of ``name`` for each dtype, with PyTorch's output computed once."""
+def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), requires_grad=False, every=1):
+    """Every OpInfo sample of ``name`` for each dtype, with PyTorch's output computed once.
+
+    ``every=k`` keeps samples 0, k, 2k, ... (for ops with a thousand samples, whose
+    conversion alone takes minutes on a loaded machine).
+    """
     op = opinfo(name, variant)
     cases = []
     for dtype in dtypes:
         torch.manual_seed(0)
         for i, s in enumerate(op.sample_inputs("cpu", TORCH_DTYPES[np.dtype(dtype)], requires_grad=requires_grad)):
+            if i % every:
+                continue
             with torch.no_grad():
                 expected = op.op(s.input, *s.args, **s.kwargs)
             cases.append(Case(name, i, np.dtype(dtype), to_numpy(s.input), to_numpy(tuple(s.args)),

@@ -368,7 +368,7 @@ def _rule_pool(name, a):
 
 
 def _rule_adaptive(name, a):
-    from .functional.pooling import _adaptive_size
+    from .functional.pooling_sized import _adaptive_size
 
     x = _batched(name, a["input"])
     out_hw = _adaptive_size(name, a["output_size"], x.shape[-2:])

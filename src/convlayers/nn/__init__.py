@@ -16,8 +16,9 @@ Examples
 
 from . import init
 from .blocks import Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable, InvertedResidual, MobileBlock
-from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten,
-                     Identity, Linear, MaxPool2d, ReLU, ReLU6)
+from .layers import BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten, Identity, Linear, ReLU, ReLU6
+from . import pooling as _pooling_module
+from .pooling import *  # noqa: F401,F403  (Max/Avg/AdaptiveAvg/AdaptiveMax/LP/FractionalMax pools, MaxUnpool)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 from .conv import Conv1d, Conv3d, ConvTranspose1d, ConvTranspose3d
 from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d, ConstantPad2d, ConstantPad3d,
@@ -37,6 +38,7 @@ __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
     "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d",
     "ReplicationPad3d", "CircularPad1d", "CircularPad2d", "CircularPad3d",
+    *(n for n in _pooling_module.__all__ if n not in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d")),
     "BatchNorm1d", "BatchNorm3d", "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
     "LocalResponseNorm", "RMSNorm", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
     "PixelUnshuffle", "ChannelShuffle", "Unfold", "Fold",
