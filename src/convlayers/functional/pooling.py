@@ -232,8 +232,8 @@ def _adaptive_size(op, output_size, hw):
     for v in (oh, ow):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"{op}: output_size must be an int or a pair (int or None), got {output_size!r}")
-        if v <= 0:
-            raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+        if v < 0:  # 0 is allowed, as PyTorch: an empty output
+            raise ValueError(f"{op}: output_size must be non-negative, got {output_size!r}")
     if hw[0] == 0 or hw[1] == 0:
         raise ValueError(f"{op}: input has an empty spatial size {tuple(hw)}")
     return int(oh), int(ow)
@@ -262,7 +262,7 @@ def adaptive_avg_pool2d(input, output_size):
     x, nc, unbatched = _planes(op, input)
     oh, ow = _adaptive_size(op, output_size, x.shape[1:])
     out = np.empty((x.shape[0], oh, ow), dtype=x.dtype)
-    if x.size:
+    if x.size and out.size:
         _k.adaptive_avg_pool.for_work(x.size)(x, out)
     return _unplanes(out, nc, unbatched)
 
@@ -308,7 +308,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     oh, ow = _adaptive_size(op, output_size, x.shape[1:])
     out = np.empty((x.shape[0], oh, ow), dtype=x.dtype)
     idx = np.empty((x.shape[0], oh, ow), dtype=np.int64)
-    if x.size:
+    if x.size and out.size:
         _k.adaptive_max_pool.for_work(x.size)(x, out, idx)
     out = _unplanes(out, nc, unbatched)
     return (out, _unplanes(idx, nc, unbatched)) if return_indices else out
