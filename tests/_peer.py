@@ -87,6 +87,7 @@ class Case:
     kwargs: dict
     expected: Any
     torch_sample: Any = dataclasses.field(repr=False, default=None)
+    torch_op: Any = dataclasses.field(repr=False, default=None)
 
     def __str__(self):
         shape = getattr(self.input, "shape", type(self.input).__name__)
@@ -103,6 +104,119 @@ class Case:
             x, args, kwargs = prepare(x, args, kwargs)
         got = fn(x, *args, **kwargs)
         _compare(got, self.expected, self.dtype, rtol)
+
+    def check_grad(self, fn, wrt=None, rtol=None, prepare=None, seed=0):
+        """Backpropagate a random upstream gradient through ``fn`` and through PyTorch; compare the gradients.
+
+        ``fn`` is called as ``fn(input, *args, **kwargs)`` with every differentiated argument turned into a
+        ``convlayers.Tensor(requires_grad=True)`` (the others stay NumPy).  ``wrt`` names the differentiated
+        arguments: ``"input"``, an int (position in ``args``), a kwarg name, or a path into a list argument
+        such as ``("input", 1)`` / ``(0, 1)``; by default the input and every floating-point array among the args
+        and kwargs (nested in lists too) that PyTorch can differentiate.  The same upstream gradient (seeded,
+        standard normal) goes into torch's autograd of the OpInfo's op on the same values.  Floating outputs are
+        differentiated; integer outputs (indices) are ignored.  Returns the number of gradients compared.
+        """
+        from convlayers.autograd import Tensor
+
+        x, args, kwargs = self.input, self.args, self.kwargs
+        if prepare is not None:
+            x, args, kwargs = prepare(x, args, kwargs)
+        root = {"input": x, **{i: a for i, a in enumerate(args)}, **kwargs}
+        leaves = _float_leaves(root) if wrt is None else [w if isinstance(w, tuple) else (w,) for w in wrt]
+
+        def build(kind):
+            tree = {k: _copy_tree(v) for k, v in root.items()}
+            made = {}
+            for path in leaves:
+                value = _get_path(tree, path)
+                if kind == "torch":
+                    leaf = torch.tensor(value, requires_grad=True)
+                else:
+                    leaf = Tensor(np.array(value), requires_grad=True)
+                _set_path(tree, path, leaf)
+                made[path] = leaf
+            pos = tuple(tree[i] for i in range(len(args)))
+            kw = {k: v for k, v in tree.items() if isinstance(k, str) and k != "input"}
+            return tree["input"], pos, kw, made
+
+        tx, targs, tkw, tleaves = build("torch")
+        op = self.torch_op
+        t_out = op(_to_torch(tx), *_to_torch(targs), **_to_torch(tkw))
+        t_outs = [o for o in (t_out if isinstance(t_out, (tuple, list)) else (t_out,))
+                  if isinstance(o, torch.Tensor) and o.is_floating_point()]
+        rng = np.random.default_rng(seed + self.index)
+        ups = [rng.standard_normal(o.shape).astype(self.dtype) for o in t_outs]
+        usable = [p for p in leaves if tleaves[p].requires_grad]
+        t_grads = torch.autograd.grad([o for o in t_outs if o.requires_grad],
+                                      [tleaves[p] for p in usable],
+                                      [torch.from_numpy(u) for u, o in zip(ups, t_outs) if o.requires_grad],
+                                      allow_unused=True) if any(o.requires_grad for o in t_outs) else []
+        cx, cargs, ckw, cleaves = build("convlayers")
+        c_out = fn(cx, *cargs, **ckw)
+        c_outs = [o for o in (c_out if isinstance(c_out, (tuple, list)) else (c_out,))
+                  if isinstance(o, Tensor) and o.dtype.kind == "f"]
+        assert len(c_outs) == len(t_outs), f"{len(c_outs)} differentiable outputs, torch has {len(t_outs)}"
+        total = None
+        for o, u in zip(c_outs, ups):
+            if o.requires_grad:
+                term = (o * Tensor(u)).sum()
+                total = term if total is None else total + term
+        if total is not None:
+            total.backward()
+        for path, tg in zip(usable, t_grads):
+            expected = np.zeros(np.shape(_get_path(root, path)), self.dtype) if tg is None else tg.numpy()
+            got = cleaves[path].grad
+            got = np.zeros_like(expected) if got is None else got
+            assert_close(got, expected, dtype=self.dtype, rtol=rtol)
+        return len(usable)
+
+
+def _to_torch(obj):
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_torch(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, type) and issubclass(obj, np.generic):
+        return {np.float32: torch.float32, np.float64: torch.float64, np.int64: torch.int64}.get(obj, obj)
+    return obj
+
+
+def _copy_tree(obj):
+    if isinstance(obj, (list, tuple)):
+        return [_copy_tree(o) for o in obj] if isinstance(obj, list) else tuple(_copy_tree(o) for o in obj)
+    return obj
+
+
+def _float_leaves(root):
+    out = []
+    for key, value in root.items():
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            out.append((key,))
+        elif isinstance(value, (list, tuple)):
+            out.extend((key, i) for i, v in enumerate(value) if isinstance(v, np.ndarray) and v.dtype.kind == "f")
+    return out
+
+
+def _get_path(tree, path):
+    value = tree[path[0]]
+    for p in path[1:]:
+        value = value[p]
+    return value
+
+
+def _set_path(tree, path, leaf):
+    if len(path) == 1:
+        tree[path[0]] = leaf
+        return
+    container = tree[path[0]]
+    if isinstance(container, tuple):
+        container = list(container)
+        container[path[1]] = leaf
+        tree[path[0]] = tuple(container)
+    else:
+        container[path[1]] = leaf
 
 
 def _compare(got, expected, dtype, rtol):
@@ -131,7 +245,7 @@ def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), re
             with torch.no_grad():
                 expected = op.op(s.input, *s.args, **s.kwargs)
             cases.append(Case(name, i, np.dtype(dtype), to_numpy(s.input), to_numpy(tuple(s.args)),
-                              to_numpy(dict(s.kwargs)), to_numpy(expected), s))
+                              to_numpy(dict(s.kwargs)), to_numpy(expected), s, op.op))
     return cases
 
 

@@ -135,32 +135,37 @@ def _plain(args, *names):
 
 # --- convolution ----------------------------------------------------------------
 
-@_register("conv2d")
-def _conv2d(func, a):
+def _conv(func, a):
     x, w, b = a["input"], a["weight"], a["bias"]
     kw = _plain(a, "stride", "padding", "dilation", "groups", "padding_mode")
     xd, wd = _d(x), _d(w)
     out = func(xd, wd, _d(b), **kw)
+    grad = getattr(F, f"{func.__name__}_backward")
 
     def backward(g):
         mask = (_needs(x), _needs(w), _needs(b))
-        return F.conv2d_backward(g, xd, wd, output_mask=mask, **kw)
+        return grad(g, xd, wd, output_mask=mask, **kw)
 
     return _result(out, (x, w, b), backward)
 
 
-@_register("conv_transpose2d")
-def _conv_transpose2d(func, a):
+def _conv_transpose(func, a):
     x, w, b = a["input"], a["weight"], a["bias"]
     kw = _plain(a, "stride", "padding", "output_padding", "groups", "dilation")
     xd, wd = _d(x), _d(w)
     out = func(xd, wd, _d(b), **kw)
+    grad = getattr(F, f"{func.__name__}_backward")
 
     def backward(g):
         mask = (_needs(x), _needs(w), _needs(b))
-        return F.conv_transpose2d_backward(g, xd, wd, output_mask=mask, **kw)
+        return grad(g, xd, wd, output_mask=mask, **kw)
 
     return _result(out, (x, w, b), backward)
+
+
+for _nd in (1, 2, 3):
+    _register(f"conv{_nd}d")(_conv)
+    _register(f"conv_transpose{_nd}d")(_conv_transpose)
 
 
 # --- pooling and padding ----------------------------------------------------
@@ -297,20 +302,26 @@ def _dropout(func, a):
 
 # --- softmax and losses ---------------------------------------------------------
 
-@_register("log_softmax")
-def _log_softmax(func, a):
-    x, dim = a["input"], a["dim"]
-    out = func(_d(x), dim)
-    axis = dim % out.ndim if out.ndim else 0
-    return _result(out, (x,), lambda g: (_loss.log_softmax_backward(g, out, axis),))
+def _softmax_like(backward_of):
+    def impl(func, a):
+        x = a["input"]
+        out = func(_d(x), a["dim"], dtype=a["dtype"])
+        # dim=None was resolved (with PyTorch's warning) by func; the same rule here.
+        dim = a["dim"] if a["dim"] is not None else (0 if out.ndim in (0, 1, 3) else 1)
+        axis = dim % out.ndim if out.ndim else 0
+        in_dtype = _d(x).dtype if _d(x).dtype.kind == "f" else out.dtype
+
+        def backward(g):
+            grad = backward_of(g, out, axis)
+            return (np.asarray(grad).astype(in_dtype, copy=False),)
+
+        return _result(out, (x,), backward)
+    return impl
 
 
-@_register("softmax")
-def _softmax(func, a):
-    x, dim = a["input"], a["dim"]
-    out = func(_d(x), dim)
-    axis = dim % out.ndim if out.ndim else 0
-    return _result(out, (x,), lambda g: (_loss.softmax_backward(g, out, axis),))
+_register("log_softmax")(_softmax_like(_loss.log_softmax_backward))
+_register("softmax")(_softmax_like(_loss.softmax_backward))
+_register("softmin")(_softmax_like(lambda g, out, axis: -_loss.softmax_backward(g, out, axis)))
 
 
 @_register("nll_loss")
@@ -344,3 +355,9 @@ def _mse_loss(func, a):
         return _unbroadcast(grad, xd.shape), _unbroadcast(-grad, td.shape)
 
     return _result(out, (x, t), backward)
+
+
+# Normalisation, resampling and reshaping ops register themselves (their own module, to keep this one short).
+from . import _autograd_norm_resample  # noqa: E402,F401
+# The activations, dropout variants and element-wise losses register themselves from their own file.
+from . import _autograd_act  # noqa: E402,F401

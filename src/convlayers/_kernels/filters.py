@@ -119,10 +119,13 @@ def correlate_folded(a, rmap, cmap, left, fillrow, k, out, row0, row1):
 def _edge_column(a, rmap, cmap, n, fill, k, out, row0, row1):
     """Output column ``n`` (near the left/right edge) for rows ``row0 .. row1``, columns through ``cmap``.
 
-    Taps are summed in row-major order from ``k[0, 0]``, as in the interior."""
+    Taps are summed in row-major order from ``k[0, 0]`` and in the work dtype, as in
+    the interior, so that an edge pixel is bit for bit what the interior loop would
+    give it (``convlayers.dask`` relies on that: a chunk's edge is another's interior).
+    ``k[0, 0] * 0`` would have typed the sum as float64 for a float32 image."""
     kh, kw = k.shape
     for m in range(row0, row1):
-        acc = k[0, 0] * 0
+        acc = k[0, 0] * fill  # only fixes the type: overwritten by the first tap
         for j in range(kh):
             r = rmap[m + j]
             for l in range(kw):

@@ -15,7 +15,7 @@ import numpy as np
 from .._dispatch import tensor_aware
 
 __all__ = [
-    "softmax", "log_softmax", "nll_loss", "cross_entropy", "mse_loss",
+    "softmax", "log_softmax", "softmin", "nll_loss", "cross_entropy", "mse_loss",
     "log_softmax_backward", "softmax_backward", "nll_loss_backward",
     "cross_entropy_backward", "mse_loss_backward",
 ]
@@ -47,16 +47,43 @@ def _check_reduction(reduction, op):
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _softmax_input(input, dim, dtype, op):
+    """Validate, resolve an implicit ``dim`` as PyTorch does (with its warning), and cast to ``dtype``."""
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{op}: dtype must be a NumPy floating dtype or None, got {dtype!r}") from None
+        if dtype.kind != "f":
+            raise TypeError(f"{op}: dtype must be a floating dtype (float32 or float64), got {dtype}")
+        if isinstance(input, (list, tuple, numbers.Number)):
+            input = np.asarray(input)
+        if isinstance(input, np.ndarray) and input.dtype.kind in "biuf":
+            input = input.astype(dtype, copy=False)
+    x = _float_array(input, "input", op)
+    if dim is None:
+        # PyTorch's legacy rule for a missing dim: 0 for 0-, 1- and 3-D inputs, else 1.
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. "
+                      "Change the call to include dim=X as an argument.", UserWarning, stacklevel=4)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    return x, _check_dim(dim, x.ndim, op)
+
+
 @tensor_aware
-def log_softmax(input, dim):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """Logarithm of the softmax along ``dim``, computed stably.
 
     Parameters
     ----------
     input : ndarray
-        Floating-point scores.
+        Floating-point scores (integers only together with ``dtype``).
     dim : int
-        The axis the probabilities sum over.
+        The axis the probabilities sum over (PyTorch's deprecated implicit
+        choice, with its warning, when omitted).
+    _stacklevel : int
+        Accepted for PyTorch compatibility.
+    dtype : numpy floating dtype, optional
+        Cast the input to it first (the result has this dtype).
 
     Returns
     -------
@@ -70,25 +97,31 @@ def log_softmax(input, dim):
     >>> log_softmax(np.array([[0.0, 0.0]]), dim=1)
     array([[-0.69314718, -0.69314718]])
     """
-    x = _float_array(input, "input", "log_softmax")
-    d = _check_dim(dim, x.ndim, "log_softmax")
+    x, d = _softmax_input(input, dim, dtype, "log_softmax")
     if x.ndim == 0:
         return x - x
+    if x.size == 0:
+        return np.empty_like(x)
     # Subtracting the max keeps exp() from overflowing; it cancels exactly.
     shifted = x - x.max(axis=d, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=d, keepdims=True))
 
 
 @tensor_aware
-def softmax(input, dim):
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """Softmax along ``dim``: ``exp(x) / sum(exp(x))``, computed stably.
 
     Parameters
     ----------
     input : ndarray
-        Floating-point scores.
+        Floating-point scores (integers only together with ``dtype``).
     dim : int
-        The axis the probabilities sum over.
+        The axis the probabilities sum over (PyTorch's deprecated implicit
+        choice, with its warning, when omitted).
+    _stacklevel : int
+        Accepted for PyTorch compatibility.
+    dtype : numpy floating dtype, optional
+        Cast the input to it first (the result has this dtype).
 
     Returns
     -------
@@ -101,13 +134,35 @@ def softmax(input, dim):
     >>> from convlayers.functional import softmax
     >>> softmax(np.array([0.0, 0.0]), dim=0)
     array([0.5, 0.5])
+    >>> softmax(np.array([1, 1]), dim=0, dtype=np.float32)
+    array([0.5, 0.5], dtype=float32)
     """
-    x = _float_array(input, "input", "softmax")
-    d = _check_dim(dim, x.ndim, "softmax")
+    x, d = _softmax_input(input, dim, dtype, "softmax")
+    return _softmax_array(x, d)
+
+
+def _softmax_array(x, d):
     if x.ndim == 0:
         return np.ones_like(x)
+    if x.size == 0:
+        return np.empty_like(x)
     e = np.exp(x - x.max(axis=d, keepdims=True))
     return e / e.sum(axis=d, keepdims=True)
+
+
+@tensor_aware
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """``softmax(-input, dim)``, as ``torch.nn.functional.softmin``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlayers.functional import softmin
+    >>> softmin(np.array([0.0, np.log(3.0)]), dim=0)
+    array([0.75, 0.25])
+    """
+    x, d = _softmax_input(input, dim, dtype, "softmin")
+    return _softmax_array(-x, d)
 
 
 def log_softmax_backward(grad_output, output, dim):

@@ -19,10 +19,17 @@ from .blocks import Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable, Invert
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten,
                      Identity, Linear, MaxPool2d, ReLU, ReLU6)
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+from .normalization import (BatchNorm1d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                            LayerNorm, LocalResponseNorm, RMSNorm)
+from .resample import (ChannelShuffle, Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample, UpsamplingBilinear2d,
+                       UpsamplingNearest2d)
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "init",
     "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
     "ReLU", "ReLU6", "Flatten", "Linear", "Dropout", "Identity",
     "Conv2dNormActivation", "ConvBNReLU", "DepthwiseSeparable", "MobileBlock", "InvertedResidual",
+    "BatchNorm1d", "BatchNorm3d", "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+    "LocalResponseNorm", "RMSNorm", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
+    "PixelUnshuffle", "ChannelShuffle", "Unfold", "Fold",
 ]
