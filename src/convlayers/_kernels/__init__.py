@@ -5,19 +5,22 @@ Threading model
 * **Which layer.**  numba's default OpenMP layer spins its threads between
   parallel regions, and so does OpenBLAS; on a 2-core machine with any other
   load the two pools steal each other's cores and a conv2d ran 40× slower
-  (measured: 0.98 s vs 25 ms for 8×64×56×56 3×3).  The workqueue layer's
-  threads sleep when idle, but numba documents it as not thread-safe: two
-  Python threads inside parallel kernels at once abort the process
-  ("Concurrent access has been detected").  convlayers therefore keeps the
-  workqueue layer and **serialises parallel launches** through one
-  process-wide lock: a thread that finds the lock taken does not wait, it runs
-  the kernel's serial build on its own core instead (every parallel kernel is
-  compiled twice, see :func:`parallel_kernel`).  So with one caller a kernel
-  uses every numba thread; with several callers one of them at a time gets
-  the parallel build and the others run serially side by side, the GIL
-  released — never more busy threads than cores plus callers, never a spin.
-  The figures that decided this against ``tbb`` and ``omp`` are in the README
-  (section Reliability, "Threads").
+  (measured: 0.98 s vs 25 ms for 8×64×56×56 3×3; under load 13 a
+  max_pool2d took 52 ms on omp against 1.5 ms on the others).  convlayers
+  therefore never picks ``omp``.  It picks ``tbb`` when the ``tbb`` wheel is
+  installed (the ``fast`` extra): thread-safe, idle workers sleep, and with
+  two callers at once it was the fastest (quiet machine: resnet18 batch 1,
+  42 ms per call against 225 ms; max_pool2d 0.63 vs 4.16 ms).  Otherwise it
+  uses ``workqueue``, whose threads also sleep but which numba documents as
+  not thread-safe — two Python threads inside parallel kernels at once abort
+  the process ("Concurrent access has been detected") — so there every
+  parallel launch is **serialised** through one process-wide lock: a thread
+  that finds the lock taken does not wait, it runs the kernel's serial build
+  on its own core instead (every parallel kernel is compiled twice, see
+  :func:`parallel_kernel`).  So with one caller a kernel uses every numba
+  thread; with several callers one at a time gets the parallel build and
+  the others run serially side by side.  Every build releases the GIL.  The
+  figures are in the README (Reliability / Threads).
 * **A user's own choice wins.**  If ``NUMBA_THREADING_LAYER`` is set, or numba
   already picked a layer before convlayers was imported, convlayers leaves the
   layer alone; launches are then serialised only if that layer is
