@@ -283,3 +283,18 @@ def test_wrong_inputs_at_run():
         m.run(["nope"], {"x": x})
     with pytest.raises(TypeError, match="dict"):
         m.run(None, [x])
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (2, 3, 7)])
+def test_global_lp_pool_matches_onnxruntime(p, shape):
+    """GlobalLpPool has no case among the onnx wheel's node tests; onnxruntime is the oracle."""
+    g = helper.make_graph([helper.make_node("GlobalLpPool", ["x"], ["y"], p=p)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(p).standard_normal(shape).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = co.load(proto)(x)
+    assert got.shape == want.shape == shape[:2] + (1,) * (len(shape) - 2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -8,7 +8,6 @@ import pytest
 import convlayers as cl
 import convlayers.functional as F
 from _peer import op_error_cases, op_samples
-from _peer_grad import check_grad
 from conftest import assert_close
 
 torch = pytest.importorskip("torch")
@@ -40,7 +39,7 @@ def test_opinfo_forward(case, fn):
 
 @pytest.mark.parametrize("case,fn", FORWARD, ids=_ids(FORWARD))
 def test_opinfo_grad(case, fn):
-    check_grad(case, fn)
+    case.check_grad(fn)
 
 
 @pytest.mark.parametrize("case,fn", ERRORS, ids=[str(e) for e, _ in ERRORS])

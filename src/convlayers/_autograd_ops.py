@@ -238,6 +238,9 @@ def _batch_norm(func, a):
     def backward(g):
         if saved is not None:
             return _norm.batch_norm_train_backward(g, saved, need_input=_needs(x))
+        if xd.size == 0:  # an empty batch: nothing flows (PyTorch gives zeros for weight and bias)
+            zeros = [None if v is None else np.zeros(np.shape(_d(v)), out.dtype) for v in (w, b)]
+            return np.zeros(xd.shape, out.dtype), zeros[0], zeros[1]
         axes = (0,) + tuple(range(2, xd.ndim))
         shape = [1] * xd.ndim
         shape[1] = -1

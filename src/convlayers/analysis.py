@@ -408,6 +408,36 @@ def _rule_pad(name, a):
     return out, 0, 0
 
 
+def _rule_resample(name, a):
+    """interpolate/upsample*: the output size from interpolate's own argument rules; the jump shrinks by the scale."""
+    from .functional.resample import _plan
+
+    x = a["input"]
+    mode = {"upsample_nearest": "nearest", "upsample_bilinear": "bilinear"}.get(name, a.get("mode", "nearest"))
+    align = True if name == "upsample_bilinear" else a.get("align_corners")
+    sizes, _, _ = _plan(x, a["size"], a["scale_factor"], mode, align, a.get("recompute_scale_factor"),
+                        a.get("antialias", False))
+    jump = list(x.jump)
+    spatial = list(zip(x.shape[2:], sizes))[-2:]  # rf/jump track the last two axes
+    for k, (n, o) in enumerate(spatial, start=2 - len(spatial)):
+        jump[k] = jump[k] * Fraction(n, o)
+    out = x._like(x.shape[:2] + tuple(sizes), jump=tuple(jump))
+    return out, 0, out.size
+
+
+def _rule_pixel_shuffle(name, a):
+    x = a["input"]
+    *lead, c, h, w = x.shape
+    if name == "pixel_shuffle":
+        r = a["upscale_factor"]
+        shape, factor = (*lead, c // (r * r), h * r, w * r), Fraction(1, r)
+    else:
+        r = a["downscale_factor"]
+        shape, factor = (*lead, c * r * r, h // r, w // r), Fraction(r)
+    out = x._like(shape, jump=tuple(j * factor for j in x.jump))
+    return out, 0, 0
+
+
 _RULES = {
     "conv2d": _rule_conv2d,
     "conv_transpose2d": _rule_conv_transpose2d,
@@ -423,6 +453,19 @@ _RULES = {
     "softmax": _rule_same_shape,
     "log_softmax": _rule_same_shape,
     "pad": _rule_pad,
+    "group_norm": _rule_same_shape,
+    "layer_norm": _rule_same_shape,
+    "rms_norm": _rule_same_shape,
+    "instance_norm": _rule_same_shape,
+    "local_response_norm": _rule_same_shape,
+    "normalize": _rule_same_shape,
+    "channel_shuffle": _rule_same_shape,
+    "interpolate": _rule_resample,
+    "upsample": _rule_resample,
+    "upsample_nearest": _rule_resample,
+    "upsample_bilinear": _rule_resample,
+    "pixel_shuffle": _rule_pixel_shuffle,
+    "pixel_unshuffle": _rule_pixel_shuffle,
 }
 
 

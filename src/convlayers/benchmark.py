@@ -360,7 +360,30 @@ def blas_info():
             for i in threadpool_info()]
 
 
-def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, out_path=None, echo=print):
+def onnx_rows(threads, repeats, echo=print):
+    """The model rows as ONNX files: convlayers.onnx vs onnxruntime and OpenCV dnn (see convlayers.onnx.bench)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        echo("\nONNX rows skipped: needs onnx and onnxruntime")
+        return []
+    from .onnx.bench import onnx_model_cases
+
+    results = []
+    echo(f"\n{'model (same ONNX file)':30s} {'convlayers':>11s} {'peer':12s} {'peer time':>10s} {'ratio':>7s}")
+    with _opencv_threads(threads):
+        for name, ours, peers, check in onnx_model_cases(threads):
+            for peer_name, peer in peers:
+                a, b = time_pair(ours, peer, repeats)
+                r = Result(name, "onnx", peer_name, a * 1e3, b * 1e3)
+                results.append(r)
+                echo(f"{name:30s} {r.ours_ms:9.2f}ms {peer_name:12s} {r.peer_ms:8.2f}ms {r.ratio:7.2f}")
+    return results
+
+
+def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, out_path=None, echo=print,
+        with_onnx=True):
     """Run the benchmark; print a table and return (and optionally write) the results as a dict."""
     import torch
     limiter = limit_threads(threads)
@@ -410,6 +433,13 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
         echo(f"filters: worst ratio vs scipy.signal {max(vs_scipy):.3f}"
              + (f", vs OpenCV {max(vs_cv):.2f}" if vs_cv else ", OpenCV not installed")
              + f"  {'MET' if ok else 'NOT MET'}")
+    onnx_results = []
+    if with_onnx and not quick:
+        onnx_results = onnx_rows(threads, repeats, echo)
+        if onnx_results:
+            ratios = [r.ratio for r in onnx_results if r.peer == "onnxruntime"]
+            summary["onnx"] = {"worst_vs_onnxruntime": max(ratios), "geomean_vs_onnxruntime": geomean(ratios),
+                               "target": "<= 1.5x onnxruntime on every row", "met": max(ratios) <= 1.5}
     system = {}
     if with_system and not quick:
         mem = peak_extra_memory()
@@ -428,7 +458,8 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
     limiter.restore_original_limits()
     payload = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "machine": platform.machine(),
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
-               "filters": [asdict(r) for r in filter_results], "summary": summary, "system": system}
+               "filters": [asdict(r) for r in filter_results], "onnx": [asdict(r) for r in onnx_results],
+               "summary": summary, "system": system}
     if out_path:
         from .io import atomic_write   # temp file beside out_path, renamed when complete, removed on failure
 

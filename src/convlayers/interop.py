@@ -87,6 +87,36 @@ _COMPOSITES = {
 }
 
 
+def _norm_resample_twin(m, tnn):
+    """Twins of the normalisation and resampling layers (their constructor arguments are their attributes)."""
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm3d)):
+        return getattr(tnn, type(m).__name__)(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats,
+                                              bias=m.bias is not None or not m.affine)
+    if isinstance(m, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)):
+        return getattr(tnn, type(m).__name__)(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats,
+                                              bias=m.bias is not None or not m.affine)
+    if isinstance(m, nn.GroupNorm):
+        return tnn.GroupNorm(m.num_groups, m.num_channels, m.eps, m.affine, bias=m.bias is not None or not m.affine)
+    if isinstance(m, nn.LayerNorm):
+        return tnn.LayerNorm(m.normalized_shape, m.eps, m.elementwise_affine,
+                             bias=m.bias is not None or not m.elementwise_affine)
+    if isinstance(m, nn.RMSNorm):
+        return tnn.RMSNorm(m.normalized_shape, m.eps, m.elementwise_affine)
+    if isinstance(m, nn.LocalResponseNorm):
+        return tnn.LocalResponseNorm(m.size, m.alpha, m.beta, m.k)
+    if type(m) is nn.Upsample:
+        return tnn.Upsample(m.size, m.scale_factor, m.mode, m.align_corners, m.recompute_scale_factor)
+    if isinstance(m, (nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d)):
+        return getattr(tnn, type(m).__name__)(m.size, m.scale_factor)
+    for cls, attrs in ((nn.PixelShuffle, ("upscale_factor",)), (nn.PixelUnshuffle, ("downscale_factor",)),
+                       (nn.ChannelShuffle, ("groups",)),
+                       (nn.Unfold, ("kernel_size", "dilation", "padding", "stride")),
+                       (nn.Fold, ("output_size", "kernel_size", "dilation", "padding", "stride"))):
+        if type(m) is cls:
+            return getattr(tnn, cls.__name__)(*(getattr(m, a) for a in attrs))
+    return None
+
+
 def _leaf_twin(m, tnn):
     if isinstance(m, nn.Conv2d):
         return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
@@ -105,6 +135,9 @@ def _leaf_twin(m, tnn):
                              m.divisor_override)
     if isinstance(m, nn.AdaptiveAvgPool2d):
         return tnn.AdaptiveAvgPool2d(m.output_size)
+    twin = _norm_resample_twin(m, tnn)
+    if twin is not None:
+        return twin
     simple = {nn.ReLU: tnn.ReLU, nn.ReLU6: tnn.ReLU6, nn.Identity: tnn.Identity}
     for cls, tcls in simple.items():
         if type(m) is cls:

@@ -37,7 +37,7 @@ def taps_forward(x, idx, w, out):
 
 @parallel_kernel()
 def taps_backward(g, idx, w, gx):
-    """The adjoint of :func:`taps_forward`: ``gx[a, idx[o, k], b] += w[o, k]·g[a, o, b]`` (``gx`` zeroed by the caller)."""
+    """The adjoint of :func:`taps_forward`: ``gx[a, idx[o, k], b] += w[o, k]·g[a, o, b]``; ``gx`` arrives zeroed."""
     a_n, o_n, b_n = g.shape
     k_n = idx.shape[1]
     for a in prange(a_n):

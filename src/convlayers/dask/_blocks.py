@@ -21,6 +21,7 @@ import operator
 import threading
 
 import dask.array as da
+import numba
 import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
@@ -166,8 +167,15 @@ class BlockFilter:
                 buf[..., r0:r1, c0:c1] = self.fill
         kh, kw = self.kernel.shape
         out = np.empty(lead + (self.shape[0] - kh + 1, self.shape[1] - kw + 1), dtype=self.out_dtype)
-        for idx in np.ndindex(lead):
-            out[idx] = _filters.correlate2d(buf[idx], self.kernel, mode="valid", method=self.method)
+        # dask runs blocks side by side already: a block's filter on one thread (numba's thread count is
+        # per thread), rather than each block handing rows to helpers that fight the other blocks for cores
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            for idx in np.ndindex(lead):
+                out[idx] = _filters.correlate2d(buf[idx], self.kernel, mode="valid", method=self.method)
+        finally:
+            numba.set_num_threads(threads)
         return out
 
 

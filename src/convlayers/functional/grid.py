@@ -98,7 +98,7 @@ def affine_grid_backward(grad_grid, size, align_corners, dtype):
     size = [int(s) for s in size]
     d = len(size) - 2
     base = _base_grid(size, bool(align_corners), np.dtype(dtype)).reshape(-1, d + 1)
-    g = np.asarray(grad_grid).reshape(size[0], -1, d)
+    g = np.asarray(grad_grid).reshape(size[0], int(np.prod(size[2:])), d)
     return np.einsum("npi,pk->nik", g, base).astype(dtype)
 
 
@@ -191,7 +191,7 @@ def _taps(x, grid, mode, padding_mode, align_corners):
     d = x.ndim - 2
     spatial = x.shape[2:]
     n = x.shape[0]
-    g = grid.reshape(n, -1, d)
+    g = grid.reshape(n, int(np.prod(grid.shape[1:-1])), d)
     coords, mults = [], []  # per spatial axis (0 = first spatial axis)
     for ax in range(d):
         size = spatial[ax]
@@ -289,7 +289,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     n, c = x.shape[:2]
     out_spatial = g.shape[1:-1]
     taps, _ = _taps(x, g, mode, padding_mode, align)
-    xf = x.reshape(n, c, -1)
+    xf = x.reshape(n, c, int(np.prod(x.shape[2:])))
     out = np.zeros((n, c, int(np.prod(out_spatial))), x.dtype)
     if xf.size and out.size:
         for lin, w, _ in taps:
@@ -303,9 +303,9 @@ def grid_sample_backward(grad_output, input, grid, mode="bilinear", padding_mode
     x, g, align = _check(input, grid, mode, padding_mode, align_corners)
     n, c = x.shape[:2]
     d = x.ndim - 2
-    go = np.asarray(grad_output, x.dtype).reshape(n, c, -1)
+    go = np.asarray(grad_output, x.dtype).reshape(n, c, int(np.prod(g.shape[1:-1])))
     taps, mults = _taps(x, g, mode, padding_mode, align)
-    xf = x.reshape(n, c, -1)
+    xf = x.reshape(n, c, int(np.prod(x.shape[2:])))
     s = xf.shape[2]
     grad_input = grad_grid = None
     if need_input:

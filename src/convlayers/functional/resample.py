@@ -85,7 +85,10 @@ def axis_taps(mode, in_size, out_size, align_corners, scale, dtype, antialias=Fa
             idx = o_int >> 1
         else:
             # PyTorch computes nearest indices in float32 whatever the data type.
-            s = np.float32(1.0 / scale) if scale is not None and scale > 0 else np.float32(in_size) / np.float32(out_size)
+            if scale is not None and scale > 0:
+                s = np.float32(1.0 / scale)
+            else:
+                s = np.float32(in_size) / np.float32(out_size)
             o = o_int.astype(np.float32) + (np.float32(0.5) if mode == "nearest-exact" else np.float32(0))
             idx = np.minimum(np.floor(o * s).astype(np.int64), in_size - 1)
         return idx[:, None].astype(np.int64), np.ones((out_size, 1), dtype)

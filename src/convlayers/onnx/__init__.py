@@ -122,8 +122,7 @@ def load(source, *, optimize_level=1):
     bad = _unsupported(graph)
     if bad:
         raise UnsupportedModelError(bad)
-    plan(graph)  # validate references and acyclicity before running anything
-    order, _ = plan(graph)
+    order, _ = plan(graph)  # validates references and acyclicity before anything runs
     graph.nodes = optimize(order, graph.constants, [v.name for v in graph.outputs], optimize_level)
     order, last_use = plan(graph)
     used = {n for node in order for n in node.inputs} | {v.name for v in graph.outputs}

@@ -13,8 +13,6 @@ optimizer fused with a following BatchNormalization and/or Relu/Clip carries
 
 from __future__ import annotations
 
-import numpy as np
-
 from ... import functional as F
 from ...functional import conv as _conv
 from ._registry import has_functional, int_list, register

@@ -32,8 +32,6 @@ def _check_pool(node, constants):
         return f"{len(k)}-D windows"
     if node.op_type in ("AveragePool", "LpPool") and any(d != 1 for d in node.attr("dilations", [1] * len(k))):
         return "dilated average pooling (convlayers.functional.avg_pool2d has no dilation)"
-    if node.op_type == "MaxPool" and len(node.outputs) > 1 and node.outputs[1] and len(k) == 3:
-        return "Indices of a 3-D MaxPool"
     return None
 
 
@@ -95,13 +93,15 @@ def max_pool(node, x):
     y, idx = r
     y = y.astype(x0.dtype, copy=False)
     y, idx = _crop(y, outs), _crop(idx, outs)
-    # plane index in the (padded) plane -> row/column in the input -> ONNX's flat index over the tensor
-    h, w = np.divmod(idx, padded_shape[1])
-    h, w = h - offsets[0], w - offsets[1]
-    H, W = x.shape[2], x.shape[3]
-    flat = w * H + h if int(node.attr("storage_order", 0)) == 1 else h * W + w
+    # index within the (padded) plane -> coordinates in the input -> ONNX's flat index over the whole tensor
+    coords = np.unravel_index(idx, tuple(padded_shape))
+    coords = tuple(c - o for c, o in zip(coords, offsets))
+    spatial = x.shape[2:]
+    order = "F" if int(node.attr("storage_order", 0)) == 1 else "C"
+    flat = np.ravel_multi_index(coords, spatial, order=order, mode="wrap")
     n, c = x.shape[:2]
-    flat = flat + (np.arange(n * c, dtype=np.int64) * (H * W)).reshape(n, c, 1, 1)
+    plane = int(np.prod(spatial))
+    flat = flat + (np.arange(n * c, dtype=np.int64) * plane).reshape((n, c) + (1,) * len(spatial))
     shape = x0.shape[:2] + tuple(outs[-nd:])
     return y.reshape(shape), flat.astype(np.int64).reshape(shape)
 
@@ -170,3 +170,33 @@ def global_lp_pool(node, x):
     count = float(np.prod(x.shape[2:]))
     y = _global(F.adaptive_avg_pool2d, np.abs(x) ** p) * count
     return (y ** (1.0 / p)).astype(x.dtype, copy=False)
+
+
+def _check_unpool(node, constants):
+    k = node.attr("kernel_shape")
+    if k is None:
+        return "no kernel_shape"
+    need = {1: "max_unpool1d", 2: "max_unpool2d", 3: "max_unpool3d"}.get(len(k))
+    if need is None or not has_functional(need):
+        return f"{len(k)}-D windows (convlayers.functional has no {need or 'such op'})"
+    return None
+
+
+@register("MaxUnpool", since=9, check=_check_unpool, needs=("max_unpool2d",))
+def max_unpool(node, x, indices, output_shape=None):
+    k = int_list(node.attr("kernel_shape"))
+    nd = len(k)
+    s = int_list(node.attr("strides", [1] * nd))
+    pads = int_list(node.attr("pads", [0] * (2 * nd)))
+    spatial = x.shape[2:]
+    default = [(spatial[i] - 1) * s[i] + k[i] - pads[i] - pads[nd + i] for i in range(nd)]
+    out = default if output_shape is None else int_list(output_shape)[-nd:]
+    n, c = x.shape[:2]
+    # ONNX's indices run over the whole tensor of the default output shape; PyTorch's over one plane of the
+    # output it writes.  Coordinates stay put when output_shape enlarges the planes.
+    idx = np.asarray(indices).astype(np.int64)
+    idx = idx - (np.arange(n * c, dtype=np.int64) * int(np.prod(default))).reshape((n, c) + (1,) * nd)
+    if out != default:
+        idx = np.ravel_multi_index(np.unravel_index(idx, tuple(default)), tuple(out))
+    fn = {1: getattr(F, "max_unpool1d", None), 2: F.max_unpool2d, 3: getattr(F, "max_unpool3d", None)}[nd]
+    return fn(x, idx, tuple(k), tuple(s), tuple(pads[:nd]), tuple(out)).astype(x.dtype, copy=False)
