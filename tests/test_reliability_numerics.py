@@ -180,3 +180,10 @@ def test_int64_geometry_check_in_conv_output_size():
     with pytest.raises(ValueError, match="stride"):
         conv_output_size(4, 2, stride=2**63)
     assert conv_output_size(4, 2, stride=2**62) == 1
+
+
+@pytest.mark.parametrize("op", ["adaptive_avg_pool2d", "adaptive_max_pool2d"])
+@pytest.mark.parametrize("size", [0, (0, 2), (2, 0)])
+def test_adaptive_pooling_to_size_zero_is_empty_as_torch(op, size):
+    x = np.ones((1, 2, 3, 3))
+    assert getattr(F, op)(x, size).shape == tuple(getattr(TF, op)(torch.from_numpy(x), size).shape)
