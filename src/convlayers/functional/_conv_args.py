@@ -58,6 +58,8 @@ def ntuple(value, nd: int, name: str, op: str, low: int) -> tuple:
     if any(v < low for v in items):
         what = "positive" if low == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {what}, got {value!r}")
+    if any(v >= 2**63 for v in items):  # the kernels take int64: a larger stride wrapped round (a wrong value)
+        raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {value!r}")
     return items
 
 
@@ -86,6 +88,8 @@ def _groups(op, groups):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
     if groups <= 0:
         raise ValueError(f"{op}: groups must be positive (non-positive groups is not supported), got {groups}")
+    if groups >= 2**63:
+        raise ValueError(f"{op}: groups must fit in a 64-bit signed integer, got {groups}")
     return int(groups)
 
 
