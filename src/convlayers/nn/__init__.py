@@ -18,11 +18,20 @@ from . import init
 from .blocks import Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable, InvertedResidual, MobileBlock
 from .layers import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Flatten,
                      Identity, Linear, MaxPool2d, ReLU, ReLU6)
-from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+from .module import IncompatibleKeys, Module, ModuleList, Parameter, RemovableHandle, Sequential
+from . import activation as _activation_module
+from . import dropout as _dropout_module
+from . import loss as _loss_module
+from .activation import *  # noqa: F401,F403  (Sigmoid, Tanh, SiLU, Hardswish, ..., GLU)
+from .container import ModuleDict, ParameterList
+from .dropout import *  # noqa: F401,F403  (Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout)
+from .loss import *  # noqa: F401,F403  (CrossEntropyLoss, NLLLoss, MSELoss, BCELoss, ..., KLDivLoss)
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "init",
     "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
     "ReLU", "ReLU6", "Flatten", "Linear", "Dropout", "Identity",
     "Conv2dNormActivation", "ConvBNReLU", "DepthwiseSeparable", "MobileBlock", "InvertedResidual",
+    "ModuleDict", "ParameterList", "RemovableHandle",
+    *_activation_module.__all__, *_dropout_module.__all__, *_loss_module.__all__,
 ]
