@@ -213,14 +213,19 @@ def test_aliases_accepted():
 # ----------------------------------------------------------------------------- filter bank
 
 def test_seed_kernels_exact():
-    v = np.array([[1, 0, -1]] * 3, float)
-    np.testing.assert_array_equal(FILTERS["vertical"], v)
-    np.testing.assert_array_equal(FILTERS["horizontal"], v.T)
-    np.testing.assert_array_equal(FILTERS["sobel_x"], [[1, 0, -1], [2, 0, -2], [1, 0, -1]])
-    np.testing.assert_array_equal(FILTERS["sobel_y"], FILTERS["sobel_x"].T)
-    np.testing.assert_array_equal(FILTERS["blur"], np.ones((3, 3)) / 9)
-    lap = -np.ones((3, 3)); lap[1, 1] = 8
-    np.testing.assert_array_equal(FILTERS["laplacian"], lap)
+    """The six kernels literally as the seed writes them (the seed's Sobel signs, not OpenCV's)."""
+    seed = {
+        "vertical": [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
+        "horizontal": [[1, 1, 1], [0, 0, 0], [-1, -1, -1]],
+        "sobel_x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+        "sobel_y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+        "blur": np.ones((3, 3)) / 9,
+        "laplacian": [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
+    }
+    for name, k in seed.items():
+        np.testing.assert_array_equal(FILTERS[name], k, err_msg=name)
+        assert FILTERS[name].dtype == np.float64
+    assert list(FILTERS)[:6] == list(seed)
     assert SEED_FILTERS == ("vertical", "horizontal", "sobel_x", "sobel_y", "blur", "laplacian")
     for name in ("gaussian", "box", "sharpen", "emboss", "prewitt_x", "prewitt_y", "scharr_x",
                  "scharr_y", "identity"):

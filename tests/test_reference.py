@@ -133,3 +133,44 @@ def test_textbook_2d_matches_compiled():
     assert_close(got, reference.convolve2d(image, kernel, padding=1, stride=2))
     assert_close(F.max_pool2d(image[None], 2)[0], reference.max_pool2d(image[:8, :10]))
     assert_close(F.avg_pool2d(image[None], 3)[0], reference.avg_pool2d(image, 3))
+
+
+# ----------------------------------------------------------------------------- the seed's code blocks
+
+def test_seed_constants_are_the_worked_examples():
+    np.testing.assert_array_equal(reference.SEED_IMAGE, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12],
+                                                         [13, 14, 15, 16]])
+    np.testing.assert_array_equal(reference.POOL_IMAGE, POOL_IMAGE)
+    np.testing.assert_array_equal(reference.convolve2d(reference.SEED_IMAGE, reference.SEED_KERNELS["vertical"]),
+                                  [[-6, -6], [-6, -6]])
+    assert list(reference.SEED_KERNELS) == ["vertical", "horizontal", "sobel_x", "sobel_y", "blur", "laplacian"]
+
+
+def test_seed_filter_loop_number_for_number():
+    """The seed's loop — scipy.signal.convolve2d(mode='same', boundary='symm') per filter — on the cat."""
+    scipy_signal = pytest.importorskip("scipy.signal")
+    from convlayers.filters import filter_bank
+    from convlayers.io import chelsea
+
+    cat = chelsea().astype(np.float64)
+    ours = reference.seed_filter_bank(cat)
+    fast = filter_bank(cat)
+    for name, kernel in reference.SEED_KERNELS.items():
+        seed = scipy_signal.convolve2d(cat, np.array(kernel), mode="same", boundary="symm")
+        if name == "blur":  # 1/9 is inexact: summation order moves the last bit
+            np.testing.assert_allclose(ours[name], seed, rtol=1e-13, atol=1e-12)
+            np.testing.assert_allclose(fast[name], seed, rtol=1e-13, atol=1e-12)
+        else:  # integer taps on integer pixels: exact in float64
+            np.testing.assert_array_equal(ours[name], seed, err_msg=name)
+            np.testing.assert_array_equal(fast[name], seed, err_msg=name)
+
+
+@pytest.mark.parametrize("kshape", [(1, 1), (2, 2), (2, 3), (3, 3), (4, 5)])
+def test_filter_same_symm_even_and_odd_kernels(kshape):
+    scipy_signal = pytest.importorskip("scipy.signal")
+    rng = np.random.default_rng(kshape[0] * 10 + kshape[1])
+    x, k = rng.standard_normal((7, 9)), rng.standard_normal(kshape)
+    np.testing.assert_allclose(reference.filter_same_symm(x, k),
+                               scipy_signal.convolve2d(x, k, "same", "symm"), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="2-D"):
+        reference.filter_same_symm(x[0], k)

@@ -135,32 +135,37 @@ def _plain(args, *names):
 
 # --- convolution ----------------------------------------------------------------
 
-@_register("conv2d")
-def _conv2d(func, a):
+def _conv(func, a):
     x, w, b = a["input"], a["weight"], a["bias"]
     kw = _plain(a, "stride", "padding", "dilation", "groups", "padding_mode")
     xd, wd = _d(x), _d(w)
     out = func(xd, wd, _d(b), **kw)
+    grad = getattr(F, f"{func.__name__}_backward")
 
     def backward(g):
         mask = (_needs(x), _needs(w), _needs(b))
-        return F.conv2d_backward(g, xd, wd, output_mask=mask, **kw)
+        return grad(g, xd, wd, output_mask=mask, **kw)
 
     return _result(out, (x, w, b), backward)
 
 
-@_register("conv_transpose2d")
-def _conv_transpose2d(func, a):
+def _conv_transpose(func, a):
     x, w, b = a["input"], a["weight"], a["bias"]
     kw = _plain(a, "stride", "padding", "output_padding", "groups", "dilation")
     xd, wd = _d(x), _d(w)
     out = func(xd, wd, _d(b), **kw)
+    grad = getattr(F, f"{func.__name__}_backward")
 
     def backward(g):
         mask = (_needs(x), _needs(w), _needs(b))
-        return F.conv_transpose2d_backward(g, xd, wd, output_mask=mask, **kw)
+        return grad(g, xd, wd, output_mask=mask, **kw)
 
     return _result(out, (x, w, b), backward)
+
+
+for _nd in (1, 2, 3):
+    _register(f"conv{_nd}d")(_conv)
+    _register(f"conv_transpose{_nd}d")(_conv_transpose)
 
 
 # --- pooling and padding ----------------------------------------------------
@@ -352,5 +357,7 @@ def _mse_loss(func, a):
     return _result(out, (x, t), backward)
 
 
+# Normalisation, resampling and reshaping ops register themselves (their own module, to keep this one short).
+from . import _autograd_norm_resample  # noqa: E402,F401
 # The activations, dropout variants and element-wise losses register themselves from their own file.
 from . import _autograd_act  # noqa: E402,F401

@@ -93,15 +93,16 @@ def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
 # --------------------------------------------------------------------------- cases
 
 
-def _conv_case(rng, x_shape, w_shape, **kw):
+def _conv_case(rng, x_shape, w_shape, op="conv2d", **kw):
     import torch
     import torch.nn.functional as TF
 
     import convlayers.functional as F
     x = rng.standard_normal(x_shape, dtype=np.float32)
     w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
-    return (lambda: F.conv2d(x, w, **kw),
-            lambda: TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy())
+    ours, peer = getattr(F, op), getattr(TF, op)
+    return (lambda: ours(x, w, **kw),
+            lambda: peer(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy())
 
 
 def _pool_case(rng, op, shape, *args):
@@ -111,6 +112,15 @@ def _pool_case(rng, op, shape, *args):
     import convlayers.functional as F
     x = rng.standard_normal(shape, dtype=np.float32)
     return (lambda: getattr(F, op)(x, *args), lambda: getattr(TF, op)(torch.from_numpy(x), *args).numpy())
+
+
+def _op_case(rng, op, shape, *args, **kw):
+    import torch
+    import torch.nn.functional as TF
+
+    import convlayers.functional as F
+    x = rng.standard_normal(shape, dtype=np.float32)
+    return (lambda: getattr(F, op)(x, *args, **kw), lambda: getattr(TF, op)(torch.from_numpy(x), *args, **kw).numpy())
 
 
 def _module_case(rng, module, shape):
@@ -202,9 +212,18 @@ def cases(quick: bool):
          lambda r: _module_case(r, nn.InvertedResidual(24, 24, 1, 6), (8, 24, 56, 56))),
         ("mobilenet_v2 @224 b1", "model", lambda r: _module_case(r, models.mobilenet_v2(), (1, 3, 224, 224))),
     ]
+    out += [
+        ("interpolate bilinear x2 64x56", "forward",
+         lambda r: _op_case(r, "interpolate", (8, 64, 56, 56), scale_factor=2, mode="bilinear")),
+        ("group_norm 32 groups 64x56", "forward", lambda r: _op_case(r, "group_norm", (8, 64, 56, 56), 32)),
+    ]
     if quick:
         return out
     out += [
+        ("conv1d 64->64 k9 @16000", "forward",
+         lambda r: _conv_case(r, (8, 64, 16000), (64, 64, 9), op="conv1d", padding=4)),
+        ("conv3d 64->64 3x3x3 @16x28x28", "forward",
+         lambda r: _conv_case(r, (8, 64, 16, 28, 28), (64, 64, 3, 3, 3), op="conv3d", padding=1)),
         ("mobilenet_v2 @224 b8", "model", lambda r: _module_case(r, models.mobilenet_v2(), (8, 3, 224, 224))),
         ("resnet18 @224 b1", "model", lambda r: _module_case(r, models.resnet18(), (1, 3, 224, 224))),
         ("resnet18 @224 b8", "model", lambda r: _module_case(r, models.resnet18(), (8, 3, 224, 224))),
@@ -411,9 +430,9 @@ def run(threads=2, repeats=7, quick=False, with_filters=True, with_system=True, 
                "processor": platform.processor(), "blas": blas_info(), "cases": [asdict(r) for r in results],
                "filters": [asdict(r) for r in filter_results], "summary": summary, "system": system}
     if out_path:
-        tmp = f"{out_path}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, out_path)
+        from .io import atomic_write   # temp file beside out_path, renamed when complete, removed on failure
+
+        with atomic_write(out_path) as fh:
+            fh.write(json.dumps(payload, indent=1).encode())
         echo(f"\nwrote {out_path}")
     return payload

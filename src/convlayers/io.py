@@ -96,7 +96,7 @@ def read_image(path, mode: str = "L") -> np.ndarray:
 
 
 def chelsea(mode: str = "L") -> np.ndarray:
-    """The bundled photograph "Chelsea the cat" (451 x 300), grayscale by default.
+    """The bundled photograph "Chelsea the cat", 300 × 451 (height × width), grayscale by default.
 
     Examples
     --------

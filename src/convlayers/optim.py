@@ -117,14 +117,19 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
-        """Restore what :meth:`state_dict` returned (same parameter layout)."""
-        params = [p for g in self.param_groups for p in g["params"]]
-        groups = state_dict["param_groups"]
-        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
-            raise ValueError("state_dict: parameter groups do not match this optimizer's")
+        """Restore what :meth:`state_dict` returned (same parameter layout), all or nothing.
+
+        Everything is checked and copied first: the group layout, every
+        hyper-parameter's type (a number for a number, a bool for a bool, a
+        pair for ``betas``), every state array's shape and dtype against its
+        parameter, ``step`` a non-negative integer.  On any error a ValueError
+        lists what is wrong and the optimizer is unchanged.  PyTorch's own
+        ``optimizer.state_dict()`` (tensors, extra flags) loads too.
+        """
+        groups, state = _checked_optimizer_state(self, state_dict)
         for group, saved in zip(self.param_groups, groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = {params[i]: copy.deepcopy(s) for i, s in state_dict["state"].items()}
+            group.update(saved)
+        self.state = state
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
@@ -291,6 +296,118 @@ def _lerp_(start, end, weight):
         start[...] = end - (end - start) * (1 - weight)
 
 
+def _same_kind(current, value):
+    """Whether ``value`` may replace ``current`` in saved state: bool for bool, real for real, same-length
+    sequence of same kinds for a sequence, anything for None."""
+    if current is None or value is None:
+        return True
+    if isinstance(current, bool):
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(current, numbers.Real):
+        return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if isinstance(current, (list, tuple)):
+        return (isinstance(value, (list, tuple)) and len(value) == len(current)
+                and all(_same_kind(c, v) for c, v in zip(current, value)))
+    return isinstance(value, type(current))
+
+
+def _state_array(value):
+    if isinstance(value, Tensor):
+        return np.asarray(value.data)
+    if hasattr(value, "detach") and hasattr(value, "cpu") and hasattr(value, "numpy"):   # a torch.Tensor
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()   # NumPy lacks bfloat16
+    return np.asarray(value)
+
+
+def _checked_optimizer_state(optimizer, state_dict):
+    """(group updates, new state) from ``state_dict``, or ValueError listing every problem."""
+    if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+        raise TypeError(f"state_dict must be a mapping with 'state' and 'param_groups', "
+                        f"got {type(state_dict).__name__}")
+    name = type(optimizer).__name__
+    missing = [k for k in ("state", "param_groups") if k not in state_dict]
+    if missing:
+        raise ValueError(f"{name}.load_state_dict: missing {missing} (nothing was loaded)")
+    saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+    problems = []
+    if (not isinstance(saved_groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g
+                                                              for g in saved_groups)):
+        raise ValueError(f"{name}.load_state_dict: param_groups must be a list of dicts with 'params' "
+                         "(nothing was loaded)")
+    if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise ValueError(f"{name}.load_state_dict: parameter groups of sizes "
+                         f"{[len(g['params']) for g in saved_groups]} do not match this optimizer's "
+                         f"{[len(g['params']) for g in optimizer.param_groups]} (nothing was loaded)")
+    # As PyTorch: saved ids map, in order, onto this optimizer's parameters.
+    saved_ids = [i for g in saved_groups for i in g["params"]]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    try:
+        id_map = dict(zip(saved_ids, params))
+    except TypeError:
+        id_map = {}
+    if len(id_map) != len(params):
+        problems.append("parameter ids in param_groups must be distinct integers")
+    groups = []
+    for gi, (group, saved) in enumerate(zip(optimizer.param_groups, saved_groups)):
+        update = {}
+        for key, current in group.items():
+            if key == "params":
+                continue
+            if key not in saved:
+                problems.append(f"param_groups[{gi}] lacks {key!r}")
+            elif not _same_kind(current, saved[key]):
+                problems.append(f"param_groups[{gi}][{key!r}]: expected {type(current).__name__} like "
+                                f"{current!r}, got {saved[key]!r}")
+            elif (isinstance(current, numbers.Real) and not isinstance(current, bool)
+                  and not (math.isfinite(saved[key]) and (saved[key] >= 0 or key == "initial_lr"))):
+                problems.append(f"param_groups[{gi}][{key!r}]: expected a finite number >= 0, got {saved[key]!r}")
+            else:
+                update[key] = copy.deepcopy(saved[key])
+        update.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params" and k not in group})
+        groups.append(update)
+    state = {}
+    if not isinstance(saved_state, dict):
+        problems.append(f"state must be a dict of parameter id to dict, got {type(saved_state).__name__}")
+        saved_state = {}
+    for pid, entry in saved_state.items():
+        if pid not in id_map:
+            problems.append(f"state[{pid!r}]: no such parameter id in param_groups")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"state[{pid!r}]: expected a dict, got {type(entry).__name__}")
+            continue
+        param, new = id_map[pid], {}
+        for key, value in entry.items():
+            where = f"state[{pid!r}][{key!r}]"
+            if value is None or isinstance(value, (bool, str)):
+                new[key] = value
+                continue
+            try:
+                array = _state_array(value)
+            except Exception as exc:  # noqa: BLE001 -- report, never half-load
+                problems.append(f"{where}: cannot be read as an array ({exc})")
+                continue
+            if array.dtype.hasobject or array.dtype.kind not in "biuf":
+                problems.append(f"{where}: expected a real numeric value, got dtype {array.dtype}")
+            elif key == "step":
+                if array.size != 1 or not np.isfinite(array).all() or array.reshape(-1)[0] < 0 \
+                        or array.reshape(-1)[0] != int(array.reshape(-1)[0]):
+                    problems.append(f"{where}: expected a non-negative integer, got {value!r}")
+                else:
+                    new[key] = int(array.reshape(-1)[0])
+            elif array.ndim == 0:
+                new[key] = array.item()
+            elif array.shape != param.data.shape:
+                problems.append(f"{where}: expected shape {param.data.shape} (the parameter's), got {array.shape}")
+            else:
+                new[key] = np.array(array, dtype=param.data.dtype)
+        state[param] = new
+    if problems:
+        raise ValueError(f"{name}.load_state_dict: " + "; ".join(problems) + " (nothing was loaded)")
+    return groups, state
+
+
 class LRScheduler:
     """Base class of the schedules: sets ``group["lr"]`` at every :meth:`step`.
 
@@ -327,8 +444,19 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore what :meth:`state_dict` returned."""
-        self.__dict__.update(state_dict)
+        """Restore what :meth:`state_dict` returned; on a key this schedule lacks, or a value of another
+        type, raise ValueError and change nothing."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        current = self.state_dict()
+        problems = [f"unexpected key {k!r}" for k in state_dict if k not in current]
+        for key, value in state_dict.items():
+            if key in current and not _same_kind(current[key], value):
+                problems.append(f"{key}: expected {type(current[key]).__name__}, got {type(value).__name__}")
+        if problems:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems)
+                             + " (nothing was loaded)")
+        self.__dict__.update(copy.deepcopy(state_dict))
 
 
 class StepLR(LRScheduler):

@@ -24,13 +24,34 @@ import numpy as np
 from .sizes import conv_output_size, pair
 
 __all__ = [
-    "convolve2d", "max_pool2d", "avg_pool2d",
+    "convolve2d", "max_pool2d", "avg_pool2d", "SEED_KERNELS", "SEED_IMAGE", "POOL_IMAGE",
+    "filter_same_symm", "seed_filter_bank",
     "conv2d_nchw", "conv_transpose2d_nchw", "max_pool2d_nchw", "avg_pool2d_nchw",
     "adaptive_avg_pool2d_nchw", "adaptive_max_pool2d_nchw",
 ]
 
 
 # --------------------------------------------------------------------------- the textbook
+
+#: The seed's 4×4 worked example for convolution: the numbers 1 to 16, row by row.
+SEED_IMAGE = np.arange(1, 17).reshape(4, 4)
+SEED_IMAGE.setflags(write=False)
+
+#: The seed's 4×4 worked example for pooling: its 2×2 windows hold 1–4, 5–8, 9–12 and 13–16.
+POOL_IMAGE = np.array([[1, 2, 5, 6], [3, 4, 7, 8], [9, 10, 13, 14], [11, 12, 15, 16]])
+POOL_IMAGE.setflags(write=False)
+
+#: The seed's filter dictionary, exactly as the seed writes it (same order, same signs).
+#: ``convlayers.filters.FILTERS`` takes its first six kernels from here.
+SEED_KERNELS = {
+    "vertical": ((1, 0, -1), (1, 0, -1), (1, 0, -1)),
+    "horizontal": ((1, 1, 1), (0, 0, 0), (-1, -1, -1)),
+    "sobel_x": ((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)),
+    "sobel_y": ((-1, -2, -1), (0, 0, 0), (1, 2, 1)),
+    "blur": ((1 / 9,) * 3,) * 3,
+    "laplacian": ((-1, -1, -1), (-1, 8, -1), (-1, -1, -1)),
+}
+
 
 
 def convolve2d(image, kernel, padding=0, stride=1):
@@ -80,6 +101,65 @@ def convolve2d(image, kernel, padding=0, stride=1):
             window = image[i * stride:i * stride + kh, j * stride:j * stride + kw]
             out[i, j] = np.sum(window * kernel)
     return out
+
+
+def filter_same_symm(image, kernel):
+    """The seed's filter loop: ``scipy.signal.convolve2d(image, kernel, mode="same", boundary="symm")``.
+
+    Written out: a true convolution (the kernel is flipped, unlike
+    :func:`convolve2d`), the image mirrored past its edges with the edge pixel
+    repeated, and an output the size of the input.  The sum runs over the
+    kernel's taps, each adding a shifted copy of the padded image, so a whole
+    photograph takes milliseconds while every output pixel is still the sum of
+    ``kernel[u, v] * pixel`` products it is by definition.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W)
+    kernel : array_like, shape (kH, kW)
+
+    Returns
+    -------
+    ndarray of float64, shape (H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((3, 4)); img[:, 2:] = 1.0
+    >>> filter_same_symm(img, SEED_KERNELS["sobel_x"])   # dark to bright reads negative
+    array([[ 0., -4., -4.,  0.],
+           [ 0., -4., -4.,  0.],
+           [ 0., -4., -4.,  0.]])
+    """
+    image = np.asarray(image, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if image.ndim != 2 or kernel.ndim != 2:
+        raise ValueError(f"image and kernel must be 2-D, got shapes {image.shape} and {kernel.shape}")
+    kh, kw = kernel.shape
+    h, w = image.shape
+    flipped = kernel[::-1, ::-1]
+    # scipy centres 'same' on the full convolution: (k - 1) // 2 before for an odd kernel, k // 2 for even.
+    top, left = kh // 2, kw // 2
+    padded = np.pad(image, ((top, kh - 1 - top), (left, kw - 1 - left)), mode="symmetric")
+    out = np.zeros((h, w))
+    for u in range(kh):
+        for v in range(kw):
+            out += flipped[u, v] * padded[u:u + h, v:v + w]
+    return out
+
+
+def seed_filter_bank(image, kernels=None):
+    """The seed's figure, as numbers: ``{name: filter_same_symm(image, kernel)}`` for each seed filter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bank = seed_filter_bank(np.eye(5))
+    >>> list(bank), bank["blur"].shape
+    (['vertical', 'horizontal', 'sobel_x', 'sobel_y', 'blur', 'laplacian'], (5, 5))
+    """
+    kernels = SEED_KERNELS if kernels is None else kernels
+    return {name: filter_same_symm(image, k) for name, k in kernels.items()}
 
 
 def _pool2d(image, pool_size, reduce, label, verbose):

@@ -20,7 +20,7 @@ def pair(value, name: str) -> tuple[int, int]:
     if isinstance(value, (bool,)) or value is None:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, numbers.Integral):
-        return int(value), int(value)
+        return _int64(value, name), _int64(value, name)
     try:
         items = tuple(value)
     except TypeError:
@@ -29,7 +29,19 @@ def pair(value, name: str) -> tuple[int, int]:
         items = items * 2
     if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(items[0]), int(items[1])
+    return _int64(items[0], name), _int64(items[1], name)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(value, name: str) -> int:
+    """``int(value)``, or a ValueError naming ``name`` outside int64: the kernels take int64 geometry, and a
+    larger stride used to wrap round to a negative one there (a wrong value) or raise a bare OverflowError."""
+    value = int(value)
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{name} must fit in a 64-bit signed integer, got {value}")
+    return value
 
 
 def conv_output_size(in_size, kernel_size, stride=1, padding=0, dilation=1, ceil_mode=False):
@@ -80,6 +92,7 @@ def conv_output_size(in_size, kernel_size, stride=1, padding=0, dilation=1, ceil
             raise TypeError(f"{name} must be an int, got {value!r}")
         if value < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
+        _int64(value, name)
     span = dilation * (kernel_size - 1) + 1
     room = in_size + 2 * padding - span
     if room < 0:

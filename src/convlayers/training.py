@@ -19,6 +19,7 @@ import numpy as np
 from . import functional as F
 from .autograd import Tensor
 from .data import DataLoader
+from .data._archive import MAX_BYTES, read_npz
 from .nn import Module
 from .optim import Adam, CosineAnnealingLR
 
@@ -206,7 +207,15 @@ def save_weights(model_or_state, path):
     """
     path = os.fspath(path)
     state = model_or_state.state_dict() if isinstance(model_or_state, Module) else dict(model_or_state)
-    arrays = {k: np.array(v, order="C") for k, v in state.items()}   # (ascontiguousarray makes 0-d arrays 1-d)
+    arrays = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise TypeError(f"state_dict keys must be str, got {key!r}")
+        array = np.array(value.data if isinstance(value, Tensor) else value, order="C")   # (not
+        # ascontiguousarray: it makes 0-d arrays 1-d)
+        if array.dtype.hasobject or array.dtype.kind not in "biufc":   # np.savez would pickle an object array
+            raise ValueError(f"state_dict[{key!r}]: expected a numeric array, got dtype {array.dtype}")
+        arrays[key] = array
     if path.endswith(".npz"):
         def write(fh):
             np.savez(fh, **arrays)
@@ -236,13 +245,41 @@ def save_weights(model_or_state, path):
         raise
 
 
-def load_weights(path):
-    """Read a state_dict written by :func:`save_weights` (``.npz`` or ``.safetensors``), without pickle."""
+def load_weights(path, max_bytes=MAX_BYTES):
+    """Read a state_dict written by :func:`save_weights` (``.npz`` or ``.safetensors``), without pickle.
+
+    Untrusted files are checked before anything is allocated: array headers
+    against the file's real size and ``max_bytes`` (see :func:`convlayers.data.load_npz`);
+    safetensors validates its own header and offsets.
+
+    Raises
+    ------
+    ValueError
+        For another extension, or a file that is missing, unreadable,
+        truncated, corrupt, over-claiming or holds non-numeric arrays, naming
+        the file.
+    ImportError
+        For ``.safetensors`` without the ``safetensors`` package.
+    """
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-        return load_file(path)
+        try:
+            from safetensors import SafetensorError
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise ImportError("reading .safetensors needs the 'safetensors' package "
+                              "(pip install 'convlayers[train]')") from None
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise ValueError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+        if size > max_bytes:
+            raise ValueError(f"{path!r}: {size:,} bytes, over the {max_bytes:,}-byte bound "
+                             "(pass max_bytes= to raise it deliberately)")
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path!r} is not a valid .safetensors file: {' '.join(str(exc).split())}") from None
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}
+        return read_npz(path, max_bytes=max_bytes)
     raise ValueError(f"path must end in .npz or .safetensors, got {path!r}")

@@ -1,34 +1,226 @@
-"""Compiled numba kernels (private).
+"""Compiled numba kernels (private), and the threading model every kernel runs under.
 
-Threading: numba's default OpenMP layer spins its threads between parallel
-regions, and so does OpenBLAS; on a 2-core machine with any other load the
-two pools steal each other's cores and a conv2d ran 40× slower (measured:
-0.98 s vs 25 ms for 8×64×56×56 3×3).  The workqueue layer's threads sleep
-when idle, so convlayers picks it unless the user chose a layer through
-``NUMBA_THREADING_LAYER``.  It takes effect only if no parallel numba code has
-run in the process yet.
+Threading model
+---------------
+* **Which layer.**  numba's default OpenMP layer spins its threads between
+  parallel regions, and so does OpenBLAS; on a 2-core machine with any other
+  load the two pools steal each other's cores and a conv2d ran 40× slower
+  (measured: 0.98 s vs 25 ms for 8×64×56×56 3×3).  The workqueue layer's
+  threads sleep when idle, but numba documents it as not thread-safe: two
+  Python threads inside parallel kernels at once abort the process
+  ("Concurrent access has been detected").  convlayers therefore keeps the
+  workqueue layer and **serialises parallel launches** through one
+  process-wide lock: a thread that finds the lock taken does not wait, it runs
+  the kernel's serial build on its own core instead (every parallel kernel is
+  compiled twice, see :func:`parallel_kernel`).  So with one caller a kernel
+  uses every numba thread; with several callers one of them at a time gets
+  the parallel build and the others run serially side by side, the GIL
+  released — never more busy threads than cores plus callers, never a spin.
+  The figures that decided this against ``tbb`` and ``omp`` are in the README
+  (section Reliability, "Threads").
+* **A user's own choice wins.**  If ``NUMBA_THREADING_LAYER`` is set, or numba
+  already picked a layer before convlayers was imported, convlayers leaves the
+  layer alone; launches are then serialised only if that layer is
+  ``workqueue`` (``tbb`` and ``omp`` are thread-safe by themselves).
+* **Fork.**  A ``fork()`` waits (up to :data:`FORK_WAIT_SECONDS`) until no
+  thread is inside a convlayers kernel or tiled BLAS call, and new calls wait
+  meanwhile: OpenBLAS's pre-fork handler otherwise hangs when another thread
+  is inside a product, and a child forked mid-kernel inherits locks held by
+  threads that do not exist in it.  See :mod:`convlayers.functional._threads`
+  for the Python-level worker pool, which a child rebuilds.
+* **Read-only installs.**  Kernels are cached on disk (``cache=True``) when
+  numba finds somewhere writable (the package's ``__pycache__``, the user's
+  cache directory or ``NUMBA_CACHE_DIR``); when nothing is writable numba
+  refuses ``cache=True`` outright ("no locator available"), so :func:`njit`
+  compiles in memory instead and warns once.
 
 Launching a parallel region costs 10–100 µs (measured here under load), more
-than a whole small kernel.  :func:`parallel_kernel` therefore compiles every
-parallel kernel twice, and callers pick the serial build for small work with
-``kernel.for_work(n)``.
+than a whole small kernel, so callers pick the serial build for small work
+with ``kernel.for_work(n)``.
 """
 
 import os
+import threading
 import types
+import warnings
 
 import numba
-from numba import njit
 
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+
+def _load_tbb():
+    """Make numba's ``tbb`` layer loadable; return whether it is.
+
+    The ``tbb`` wheel puts ``libtbb.so.12`` in ``<prefix>/lib``, which the
+    dynamic loader does not search; loading it by path with RTLD_GLOBAL first
+    lets numba's own ``CDLL('libtbb.so.12')`` and its ``tbbpool`` extension
+    find it (a loaded library is matched by its soname).
+    """
+    import ctypes
+    import sys
+
+    names = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib", "win32": "tbb12.dll"}
+    name = names.get(sys.platform, "libtbb.so.12")
+    candidates = [name] + [os.path.join(root, sub, name) for root in dict.fromkeys((sys.prefix, sys.base_prefix))
+                           for sub in ("lib", "Library/bin", "")]
+    for candidate in candidates:
+        try:
+            lib = ctypes.CDLL(candidate, mode=getattr(ctypes, "RTLD_GLOBAL", 0))
+            if lib.TBB_runtime_interface_version() < 12060:  # numba's minimum
+                return False
+            break
+        except (OSError, AttributeError):
+            continue
+    else:
+        return False
+    try:
+        from numba.np.ufunc import tbbpool  # noqa: F401  (numba's tbb layer, built against the same ABI)
+    except ImportError:
+        return False
+    return True
+
+
+def _choose_layer():
+    """Pick numba's threading layer: the user's, else ``tbb`` when loadable, else ``workqueue``."""
+    from numba.np.ufunc import parallel
+
+    if "NUMBA_THREADING_LAYER" in os.environ or getattr(parallel, "_is_initialized", False):
+        return  # the user chose, or numba already runs a layer: it cannot change now
+    numba.config.THREADING_LAYER = "tbb" if _load_tbb() else "workqueue"
+
+
+_choose_layer()
 
 # Below this many elements of work a kernel runs on the calling thread.
 PARALLEL_MIN_WORK = 1 << 17
 
 
+def _layer():
+    """The threading layer numba uses or will use ('workqueue' until a parallel kernel has run, if it is ours)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet: the configured layer is the one that will load
+        return str(numba.config.THREADING_LAYER)
+
+
+# Serialises parallel launches on the workqueue layer (see the module docstring).
+_launch_lock = threading.Lock()
+_serialise = None  # decided at the first parallel launch, when the layer is known
+
+
+def _needs_serialising():
+    global _serialise
+    if _serialise is None:
+        _serialise = _layer() not in ("tbb", "omp")
+    return _serialise
+
+
+# ---- fork gate --------------------------------------------------------------------------------------------
+
+FORK_WAIT_SECONDS = 60.0
+_gate = threading.Condition(threading.Lock())
+_gate_state = {"busy": 0, "forking": False}
+_gate_local = threading.local()
+
+
+class busy:
+    """Context manager marking the calling thread as inside a kernel or BLAS call (fork waits for it to leave)."""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self):
+        depth = getattr(_gate_local, "depth", 0)
+        self._outer = depth == 0
+        if self._outer:
+            with _gate:
+                while _gate_state["forking"]:
+                    _gate.wait()
+                _gate_state["busy"] += 1
+        _gate_local.depth = depth + 1
+        return self
+
+    def __exit__(self, *exc):
+        _gate_local.depth -= 1
+        if self._outer:
+            with _gate:
+                _gate_state["busy"] -= 1
+                if _gate_state["busy"] == 0:
+                    _gate.notify_all()
+        return False
+
+
+def _before_fork():
+    # The forking thread may itself be inside a call (e.g. forking from a hook): do not wait for itself.
+    mine = 1 if getattr(_gate_local, "depth", 0) else 0
+    _gate.acquire()
+    _gate_state["forking"] = True
+    _gate.wait_for(lambda: _gate_state["busy"] <= mine, timeout=FORK_WAIT_SECONDS)
+
+
+def _after_fork_in_parent():
+    _gate_state["forking"] = False
+    _gate.notify_all()
+    _gate.release()
+
+
+def _after_fork_in_child():
+    global _gate, _launch_lock
+    # Threads that were inside a call do not exist in the child: their marks and any lock they held go.
+    _gate = threading.Condition(threading.Lock())
+    _gate_state.update(busy=1 if getattr(_gate_local, "depth", 0) else 0, forking=False)
+    _launch_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
+# ---- kernels ----------------------------------------------------------------------------------------------
+
+_cache_warned = []
+
+
+def _warn_no_cache(name, error):
+    if not _cache_warned:
+        _cache_warned.append(True)
+        warnings.warn(f"convlayers: numba cannot cache compiled kernels ({error}); compiling them in memory "
+                      "instead, so every new process compiles on first use. Set NUMBA_CACHE_DIR to a "
+                      "writable directory to keep them.", RuntimeWarning, stacklevel=3)
+
+
+def njit(*args, **options):
+    """``numba.njit`` that falls back to compiling in memory when ``cache=True`` has nowhere to write.
+
+    numba raises ``RuntimeError: cannot cache function ...: no locator
+    available`` at decoration time when neither the package directory, the
+    user's cache directory nor ``NUMBA_CACHE_DIR`` is writable; import would
+    then fail.  Here the kernel is compiled without a cache and a
+    RuntimeWarning is issued once per process.
+    """
+    if args and callable(args[0]):
+        return njit(**options)(args[0])
+
+    def wrap(fn):
+        if options.get("cache"):
+            try:
+                return numba.njit(**options)(fn)
+            except RuntimeError as error:
+                if "cannot cache" not in str(error):
+                    raise
+                _warn_no_cache(fn.__qualname__, error)
+                return numba.njit(**{**options, "cache": False})(fn)
+        return numba.njit(**options)(fn)
+
+    return wrap
+
+
 class KernelPair:
-    """A kernel compiled with ``parallel=True`` and without; calling it runs the parallel build."""
+    """A kernel compiled with ``parallel=True`` and without; calling it runs the parallel build when allowed.
+
+    A call runs the parallel build unless another thread is inside a parallel
+    launch on a layer that is not thread-safe (workqueue), in which case it
+    runs the serial build: same result, no wait.
+    """
 
     def __init__(self, parallel, serial):
         self.parallel = parallel
@@ -36,20 +228,28 @@ class KernelPair:
         self.__doc__ = parallel.py_func.__doc__
 
     def __call__(self, *args):
-        return self.parallel(*args)
+        with busy():
+            if not _needs_serialising():
+                return self.parallel(*args)
+            if _launch_lock.acquire(blocking=False):
+                try:
+                    return self.parallel(*args)
+                finally:
+                    _launch_lock.release()
+            return self.serial(*args)
 
     def for_work(self, work, minimum=PARALLEL_MIN_WORK):
         """The build to use for ``work`` elements: serial below ``minimum`` or when numba has one thread."""
         if work < minimum or numba.get_num_threads() < 2:
             return self.serial
-        return self.parallel
+        return self
 
 
 def parallel_kernel(**options):
     """Decorate a kernel written with ``prange``: compile a parallel and a serial build (both cached).
 
-    The serial build releases the GIL, so that worker threads (see
-    ``functional._threads``) can run it side by side.  The two builds get
+    Both builds release the GIL, so that worker threads (see
+    ``functional._threads``) and other callers can run side by side.  The two builds get
     distinct qualified names so that numba's on-disk cache, which keys entries
     by name and bytecode but not by the ``parallel`` flag, keeps them apart.
     """
@@ -63,7 +263,10 @@ def parallel_kernel(**options):
             f.__module__ = fn.__module__
             return f
 
-        return KernelPair(njit(cache=True, parallel=True, **options)(clone("")),
-                          njit(cache=True, nogil=True, **options)(clone("_serial")))
+        # Both builds release the GIL: a parallel launch holding it would stall every other caller's
+        # Python code (and the serial fallbacks they run) for the whole region.
+        opts = {"cache": True, "nogil": True, **options}
+        return KernelPair(njit(**{**opts, "parallel": True})(clone("")),
+                          njit(**{**opts, "parallel": False})(clone("_serial")))
 
     return wrap

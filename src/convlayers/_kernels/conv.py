@@ -24,9 +24,9 @@ Performance notes (measured, see benchmarks/):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import parallel_kernel
+from . import njit, parallel_kernel
 from .norm import affine_clamp_row
 
 

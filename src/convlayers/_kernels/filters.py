@@ -15,10 +15,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_OPTS = dict(cache=True, parallel=True, nogil=True)
+from . import njit, parallel_kernel
 
 
-@nb.njit(**_OPTS)
+@parallel_kernel()
 def pad2d(a, rmap, cmap, left, fill, out):
     """out[i, j] = a[rmap[i], cmap[j]], or ``fill`` where either map is -1.
 
@@ -43,7 +43,7 @@ def pad2d(a, rmap, cmap, left, fill, out):
             out[i, j] = fill if c < 0 else a[r, c]
 
 
-@nb.njit(**_OPTS)
+@parallel_kernel()
 def correlate_valid(p, k, out):
     """Direct 'valid' cross-correlation: out[m, n] = sum p[m+j, n+l] * k[j, l]."""
     oh, ow = out.shape
@@ -62,7 +62,7 @@ def correlate_valid(p, k, out):
                     row[n] += src[n + l] * w
 
 
-@nb.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def correlate_folded(a, rmap, cmap, left, fillrow, k, out, row0, row1):
     """Direct correlation of the *unpadded* ``a``, the boundary folded into the loop.
 
@@ -115,14 +115,17 @@ def correlate_folded(a, rmap, cmap, left, fillrow, k, out, row0, row1):
         _edge_column(a, rmap, cmap, n, fillrow[0], k, out, row0, row1)
 
 
-@nb.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _edge_column(a, rmap, cmap, n, fill, k, out, row0, row1):
     """Output column ``n`` (near the left/right edge) for rows ``row0 .. row1``, columns through ``cmap``.
 
-    Taps are summed in row-major order from ``k[0, 0]``, as in the interior."""
+    Taps are summed in row-major order from ``k[0, 0]`` and in the work dtype, as in
+    the interior, so that an edge pixel is bit for bit what the interior loop would
+    give it (``convlayers.dask`` relies on that: a chunk's edge is another's interior).
+    ``k[0, 0] * 0`` would have typed the sum as float64 for a float32 image."""
     kh, kw = k.shape
     for m in range(row0, row1):
-        acc = k[0, 0] * 0
+        acc = k[0, 0] * fill  # only fixes the type: overwritten by the first tap
         for j in range(kh):
             r = rmap[m + j]
             for l in range(kw):
@@ -135,12 +138,12 @@ def _edge_column(a, rmap, cmap, n, fill, k, out, row0, row1):
         out[m, n] = acc
 
 
-@nb.njit(inline="always")
+@njit(inline="always")
 def _row(a, r, fillrow):
     return a[r] if r >= 0 else fillrow
 
 
-@nb.njit(inline="always")
+@njit(inline="always")
 def _fused3x3(r0, r1, r2, k, base, cnt, o):
     """All nine taps in one pass: one store per output and loads from L1, instead
     of nine read-modify-write sweeps over the output row.
@@ -161,7 +164,7 @@ def _fused3x3(r0, r1, r2, k, base, cnt, o):
                 + r2[i] * k20 + r2[i + one] * k21 + r2[i + two] * k22)
 
 
-@nb.njit(**_OPTS)
+@parallel_kernel()
 def correlate_rows(p, v, out):
     """Row pass of a separable filter: out[i, n] = sum_l p[i, n+l] * v[l]."""
     oh, ow = out.shape
@@ -179,7 +182,7 @@ def correlate_rows(p, v, out):
                 row[n] += src[n + l] * w
 
 
-@nb.njit(**_OPTS)
+@parallel_kernel()
 def correlate_cols(t, u, out):
     """Column pass of a separable filter: out[m, n] = sum_j t[m+j, n] * u[j]."""
     oh, ow = out.shape

@@ -30,9 +30,9 @@ Performance notes (measured on (64, 32..128, 16..64) float32, one thread):
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import parallel_kernel
+from . import njit, parallel_kernel
 
 
 @njit(cache=True, fastmath={"reassoc"})

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import parallel_kernel
+from . import njit, parallel_kernel
 from .conv import _phase_geometry, _phase_planes, _tap_offset
 
 
@@ -121,7 +121,7 @@ def _avg_window(o, s, pad, k, n):
 @njit(cache=True)
 def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
     """What a window's sum is divided by: the override, the count with padding, or the real pixels."""
-    if divisor > 0:
+    if divisor != 0:  # divisor_override, which may be negative (PyTorch divides by it as given)
         return divisor
     if count_include_pad:
         return padded_count
@@ -130,7 +130,7 @@ def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
 
 @parallel_kernel()
 def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
-    """Mean over each window; ``divisor > 0`` overrides the count (``divisor_override``).
+    """Mean over each window; ``divisor != 0`` overrides the count (``divisor_override``).
 
     Separable: for each output row, the window's input rows are summed into one
     row (contiguous, vectorised), then each output column sums ``kw`` entries

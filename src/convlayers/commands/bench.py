@@ -17,8 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..cli import UsageError
+    from ..cli import UsageError, check_writable
 
+    if args.json is not None:
+        check_writable(args.json, "--json")   # refused now, not after minutes of timing
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
     repeats = args.repeats if args.repeats is not None else (7 if args.full else 5)

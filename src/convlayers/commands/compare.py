@@ -35,6 +35,10 @@ def run(args) -> int:
         raise UsageError(f"--size: expected H or H,W, got {args.size!r}")
     height, width = size if len(size) == 2 else size * 2
     cin, cout = args.channels if args.channels else (None, None)
+    for option, value in (("IN", cin), ("OUT", cout), ("--kernel", args.kernel), ("--groups", args.groups),
+                          ("--size", height), ("--size", width)):
+        if value is not None and abs(value) >= 2**31:   # counts only, but NumPy refuses such dimensions
+            raise UsageError(f"{option}: expected a value below 2**31, got {value}")
     try:
         table = compare_convs(cin, cout, kernel_size=args.kernel, groups=args.groups, height=height, width=width)
     except (ValueError, TypeError) as exc:

@@ -14,7 +14,7 @@ _DEFAULT_INPUT = (1, 3, 224, 224)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model",
                         help="a model in convlayers.models (mobilenet_v2, resnet18, digits_cnn) or "
-                             "'package.module:callable' returning a convlayers.nn.Module")
+                             "'package.module:callable' returning a convlayers.nn.Module, or an .onnx file")
     parser.add_argument("--input", default=None, metavar="N,C,H,W",
                         help="input shape, comma-separated (default 1,3,224,224; 1,1,8,8 for digits_cnn)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
@@ -43,20 +43,47 @@ def parse_shape(text: str, option: str = "--input") -> tuple[int, ...]:
     return shape
 
 
+def _import_from_cwd(spec, module_name):
+    """Import ``module_name`` as ``python -m`` would: the current directory first on the path."""
+    import importlib
+    import os
+    import sys
+
+    from ..cli import InputError, UsageError
+
+    added = os.getcwd() not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise UsageError(f"model: cannot load {spec!r}: no module named {exc.name!r} "
+                             f"(looked in the current directory and the installed packages)") from None
+        raise InputError(f"model: importing {module_name!r} failed: {exc}") from None
+    except (ValueError, TypeError) as exc:   # e.g. an empty or relative module name
+        raise UsageError(f"model: cannot load {spec!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 -- the user's module failed while importing: one line, exit 1
+        raise InputError(f"model: importing {module_name!r} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+
+
 def load_model(spec: str):
     """A Module from a model name in convlayers.models or ``package.module:callable``."""
     import importlib
 
-    from ..cli import UsageError
+    from ..cli import InputError, UsageError
     from ..nn import Module
 
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        obj = _import_from_cwd(spec, module_name)
         try:
-            obj = importlib.import_module(module_name)
             for part in attr.split("."):
                 obj = getattr(obj, part)
-        except (ImportError, AttributeError, ValueError) as exc:
+        except AttributeError as exc:
             raise UsageError(f"model: cannot load {spec!r}: {exc}") from None
         name = spec
     else:
@@ -74,6 +101,8 @@ def load_model(spec: str):
             obj = obj()
         except TypeError as exc:
             raise UsageError(f"model: calling {name!r} with no arguments failed: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 -- the user's builder failed: one line, exit 1
+            raise InputError(f"model: calling {name!r} failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(obj, Module):
         raise UsageError(f"model: {name!r} returned {type(obj).__name__}, not a convlayers.nn.Module")
     return obj
@@ -85,6 +114,9 @@ def run(args) -> int:
     from ..analysis import summary
     from ..cli import UsageError
 
+    if args.model.lower().endswith(".onnx"):  # an ONNX file: the graph's table (convlayers.onnx.summary)
+        from ..onnx.summary import run_command
+        return run_command(args)
     model = load_model(args.model)
     if args.input is not None:
         shape = parse_shape(args.input)

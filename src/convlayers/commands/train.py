@@ -9,7 +9,6 @@ saves the weights as ``.npz`` or ``.safetensors`` (never pickle).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 HELP = "train a small CNN (standard, separable or mobile blocks) on the bundled digits or your own data"
@@ -40,6 +39,28 @@ def _positive_float(text):
     return value
 
 
+# Width 1024 is already 94 M parameters (378 MB of float32); 10**5 would be ~10**12 and end in the OOM killer,
+# not in an error message.
+_MAX_WIDTH = 1024
+
+
+def _width(text):
+    value = _positive_int(text)
+    if value > _MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"expected at most {_MAX_WIDTH} channels, got {text!r}")
+    return value
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:   # numpy's generators refuse negative seeds
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("--model", choices=("standard", "separable", "mobile"), default=DEFAULTS["model"],
                         help="block type of the CNN: standard conv+BN+ReLU, depthwise-separable, or the "
@@ -52,9 +73,10 @@ def add_arguments(parser):
                         help="Adam's initial learning rate, cosine-annealed (default: %(default)s)")
     parser.add_argument("--label-smoothing", type=float, default=DEFAULTS["label_smoothing"],
                         help="cross-entropy label smoothing in [0, 1) (default: %(default)s)")
-    parser.add_argument("--width", type=_positive_int, default=DEFAULTS["width"],
-                        help="channels of the first layer; the blocks use 2x and 4x (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+    parser.add_argument("--width", type=_width, default=DEFAULTS["width"],
+                        help="channels of the first layer; the blocks use 2x and 4x, at most "
+                             f"{_MAX_WIDTH} (default: %(default)s)")
+    parser.add_argument("--seed", type=_seed, default=DEFAULTS["seed"],
                         help="seed of initialisation, batch order and the split (default: %(default)s)")
     parser.add_argument("--data", metavar="PATH",
                         help="your data instead of the bundled digits: an .npz with arrays x (N,H,W or N,C,H,W) "
@@ -67,14 +89,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..cli import InputError, UsageError
+    from ..cli import InputError, UsageError, check_writable
 
     if args.save is not None:
-        if not (args.save.endswith(".npz") or args.save.endswith(".safetensors")):
-            raise UsageError(f"--save: PATH must end in .npz or .safetensors, got {args.save!r}")
-        directory = os.path.dirname(os.path.abspath(args.save))
-        if not os.path.isdir(directory):
-            raise UsageError(f"--save: directory {directory!r} does not exist")
+        check_writable(args.save, "--save", (".npz", ".safetensors"))   # refused now, not after training
         if args.save.endswith(".safetensors"):
             try:
                 import safetensors.numpy  # noqa: F401
@@ -118,7 +136,10 @@ def run(args) -> int:
         return 1
     accuracy = evaluate(model, x_test, y_test)
     if args.save is not None:
-        save_weights(model, args.save)
+        try:
+            save_weights(model, args.save)   # atomic: a failure leaves no file behind
+        except OSError as exc:
+            raise InputError(f"--save: cannot write {args.save!r}: {exc.strerror or exc}") from None
         if not args.no_progress:
             print(f"saved weights to {args.save}", file=sys.stderr)
     print(f"test accuracy: {100 * accuracy:.2f}%", flush=True)

@@ -12,17 +12,24 @@ and checked before use; a bad file raises ``ValueError`` saying what is wrong.
 from __future__ import annotations
 
 import gzip
+import math
 import numbers
 import os
+import zlib
 from importlib import resources
 
 import numpy as np
 
+from ._archive import DEFLATE_MAX_RATIO, MAX_BYTES, check_claim, read_into, read_npz
+
 __all__ = ["load_digits", "train_test_split", "DataLoader", "load_idx", "load_npz", "load_dataset",
-           "DIGITS_LICENSE"]
+           "DIGITS_LICENSE", "MAX_CLASSES"]
 
 DIGITS_LICENSE = ("UCI ML hand-written digits (E. Alpaydin, C. Kaynak, 1998), "
                   "https://archive.ics.uci.edu/dataset/80, CC BY 4.0")
+
+#: Labels are class indices below this (the classifier gets max(label) + 1 outputs).
+MAX_CLASSES = 100_000
 
 _IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -136,31 +143,40 @@ class DataLoader:
             yield self.x[index], self.y[index]
 
 
-def _read_bytes(path):
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path!r}: {exc.strerror or exc}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{path!r} is not a valid gzip file: {exc}") from None
-    return raw
+def _open_idx(fh, name):
+    """The stream of IDX bytes (gunzipped when the file is gzip) and whether it was compressed."""
+    if fh.read(2) == b"\x1f\x8b":
+        fh.seek(0)
+        return gzip.GzipFile(fileobj=fh, mode="rb"), True
+    fh.seek(0)
+    return fh, False
 
 
-def load_idx(path):
+def _read_exact(stream, n, name, what):
+    data = stream.read(n)
+    if len(data) != n:
+        raise ValueError(f"{name!r}: IDX {what} is truncated ({len(data)} of {n} bytes)")
+    return data
+
+
+def load_idx(path, max_bytes=MAX_BYTES):
     """Read an MNIST-format IDX file (raw or gzip-compressed).
 
     The format: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B
     int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of
     dimensions, one big-endian uint32 size per dimension, then the values.
 
+    The sizes in the header are checked before anything is allocated: a raw
+    file must hold exactly that many bytes; a gzip file cannot claim more than
+    deflate's 1032:1 limit of its size; and no file may claim more than
+    ``max_bytes``.  Decompression stops at the claimed size, so a small gzip
+    "bomb" is refused instead of expanding to gigabytes.
+
     Parameters
     ----------
     path : str or path-like
+    max_bytes : int, default 2 GiB
+        The most the array may take; raise it deliberately for larger files.
 
     Returns
     -------
@@ -170,7 +186,8 @@ def load_idx(path):
     Raises
     ------
     ValueError
-        If the file cannot be read, is not IDX, or its length does not match its header.
+        If the file cannot be read, is not IDX, is corrupt, or its length does
+        not match its header.
 
     Examples
     --------
@@ -181,25 +198,47 @@ def load_idx(path):
     >>> load_idx(path)
     array([7, 2, 1], dtype=uint8)
     """
-    raw = _read_bytes(path)
     name = os.fspath(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        raise ValueError(f"{name!r} is not an IDX file (expected magic bytes 00 00 <type> <ndim>, "
-                         f"got {raw[:4].hex(' ') or 'an empty file'})")
-    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{name!r}: IDX header is truncated ({len(raw)} bytes, {header} needed)")
-    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise ValueError(f"{name!r}: IDX header promises shape {shape} ({expected} bytes of data), "
-                         f"but the file holds {len(raw) - header} bytes")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    try:
+        file_size = os.path.getsize(name)
+        fh = open(name, "rb")
+    except OSError as exc:
+        raise ValueError(f"cannot read {name!r}: {exc.strerror or exc}") from None
+    compressed = False
+    try:
+        with fh:
+            stream, compressed = _open_idx(fh, name)
+            with stream:
+                magic = stream.read(4)
+                if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES or magic[3] == 0:
+                    raise ValueError(f"{name!r} is not an IDX file (expected magic bytes 00 00 <type> <ndim>, "
+                                     f"got {magic.hex(' ') or 'an empty file'})")
+                dtype, ndim = _IDX_DTYPES[magic[2]], magic[3]
+                header = 4 + 4 * ndim
+                shape = tuple(int(v) for v in np.frombuffer(_read_exact(stream, 4 * ndim, name, "header"), ">u4"))
+                expected = math.prod(shape) * dtype.itemsize
+                if not compressed and file_size - header != expected:
+                    raise ValueError(f"{name!r}: IDX header promises shape {shape} ({expected:,} bytes of data), "
+                                     f"but the file holds {file_size - header:,} bytes")
+                if compressed and expected + header > DEFLATE_MAX_RATIO * file_size:
+                    raise ValueError(f"{name!r}: IDX header promises shape {shape} ({expected:,} bytes), more than "
+                                     f"a {file_size:,}-byte gzip file can hold")
+                check_claim(name, expected, max_bytes, f"IDX header (shape {shape})")
+                array = np.empty(shape, dtype=dtype)
+                read_into(stream, array, name, f"IDX data of shape {shape}")
+                if stream.read(1):
+                    raise ValueError(f"{name!r}: IDX header promises shape {shape} ({expected:,} bytes of data), "
+                                     "but the file holds more")
+    except (OSError, EOFError, zlib.error) as exc:   # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{name!r} is not a valid {'gzip ' if compressed else ''}IDX file: {exc}") from None
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
-def load_npz(path):
+def load_npz(path, max_bytes=MAX_BYTES):
     """Read ``x`` and ``y`` from a ``.npz`` archive (no pickle).
+
+    Array headers are checked against the archive's real sizes before
+    anything is allocated (see :mod:`convlayers.data._archive`).
 
     Returns
     -------
@@ -208,36 +247,12 @@ def load_npz(path):
     Raises
     ------
     ValueError
-        If the file is unreadable, not an npz, holds object arrays, or lacks ``x`` or ``y``.
+        If the file is unreadable, not an npz, truncated or corrupt, claims
+        more than it holds or than ``max_bytes``, holds non-numeric (e.g.
+        object) arrays, or lacks ``x`` or ``y``.
     """
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise ValueError(f"cannot read {name!r}: {exc.strerror or exc}") from None
-    if magic == b"\x93NUMPY":
-        raise ValueError(f"{name!r} is a .npy array, not an .npz archive with 'x' and 'y'")
-    if magic[:4] != b"PK\x03\x04":
-        raise ValueError(f"{name!r} is not a valid .npz archive (a zip file of .npy arrays, as np.savez writes)")
-    try:
-        with np.load(name, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise ValueError(f"{name!r} is a .npy array, not an .npz archive with 'x' and 'y'")
-            missing = [k for k in ("x", "y") if k not in archive.files]
-            if missing:
-                raise ValueError(f"{name!r} must contain arrays 'x' and 'y'; missing {missing}, "
-                                 f"found {sorted(archive.files)}")
-            return archive["x"], archive["y"]
-    except ValueError as exc:
-        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
-            raise ValueError(f"{name!r} holds object (pickled) arrays, which are refused; "
-                             "store numeric arrays") from None
-        if str(exc).startswith(repr(name)):
-            raise
-        raise ValueError(f"{name!r} is not a valid .npz archive: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read {name!r} as .npz: {exc}") from None
+    arrays = read_npz(path, names=("x", "y"), max_bytes=max_bytes)
+    return arrays["x"], arrays["y"]
 
 
 def _as_images(x, y, source):
@@ -257,6 +272,9 @@ def _as_images(x, y, source):
         raise ValueError(f"{source}: labels must be integers, got dtype {y.dtype}")
     if y.min() < 0:
         raise ValueError(f"{source}: labels must be >= 0, got minimum {y.min()}")
+    if y.max() >= MAX_CLASSES:   # the classifier's last layer has max(y) + 1 outputs: 2**31 - 1 would need 256 GiB
+        raise ValueError(f"{source}: labels must be class indices 0..K-1 with K <= {MAX_CLASSES:,}, got label "
+                         f"{y.max():.0f}; renumber the classes from 0")
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
         peak = 1 if x.dtype == np.bool_ else (16 if x.max() <= 16 else 255)
         x = x.astype(np.float32) / peak
@@ -323,9 +341,12 @@ def load_dataset(path, labels=None, test_fraction=0.2, seed=0):
             if xt.shape[1:] != x.shape[1:]:
                 raise ValueError(f"{name!r}: test images have shape {xt.shape[1:]}, training images {x.shape[1:]}")
             return x, y, xt, yt
-        return train_test_split(x, y, test_fraction, seed)
+        return _nonempty(train_test_split(x, y, test_fraction, seed), name, test_fraction)
     if not os.path.exists(name):
         raise ValueError(f"data file {name!r} does not exist")
+    if name.endswith(".npy"):
+        raise ValueError(f"{name!r}: a .npy file holds one array; put images and labels in one archive with "
+                         "np.savez(path, x=images, y=labels)")
     if name.endswith(".npz"):
         x, y = load_npz(name)
         x, y = _as_images(x, y, name)
@@ -339,4 +360,14 @@ def load_dataset(path, labels=None, test_fraction=0.2, seed=0):
         x, y = _as_images(load_idx(name), load_idx(labels), name)
     if len(np.unique(y)) < 2:
         raise ValueError(f"{name!r}: labels must contain at least 2 classes")
-    return train_test_split(x, y, test_fraction, seed)
+    return _nonempty(train_test_split(x, y, test_fraction, seed), name, test_fraction)
+
+
+def _nonempty(split, name, test_fraction):
+    """Refuse a split with an empty side (every class too small to give the test set one example)."""
+    x_train, y_train, x_test, y_test = split
+    if len(y_test) == 0 or len(y_train) == 0:
+        raise ValueError(f"{name!r}: {len(y_train) + len(y_test)} examples give an empty "
+                         f"{'test' if len(y_test) == 0 else 'training'} split at test fraction {test_fraction} "
+                         f"(a class needs at least {math.floor(0.5 / test_fraction) + 1} examples to reach the test set)")
+    return split

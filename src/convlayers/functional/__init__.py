@@ -11,9 +11,16 @@ are public so that they can be tested and reused on their own.
 from .activation import relu, relu6, relu6_backward, relu_backward
 from . import dropout as _dropout_module
 from . import loss as _loss_module
-from .conv import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .convolution import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward
+from .convolution import (conv1d, conv1d_backward, conv3d, conv3d_backward, conv_transpose1d,
+                          conv_transpose1d_backward, conv_transpose3d, conv_transpose3d_backward)
 from .linear import linear
 from .norm import batch_norm
+from .normalization import group_norm, instance_norm, layer_norm, local_response_norm, normalize, rms_norm
+from .resample import interpolate, upsample, upsample_bilinear, upsample_nearest
+from .grid import affine_grid, grid_sample
+from .shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
+from .sliding import fold, unfold
 from .padding import pad, pad_backward
 from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
                       avg_pool2d_backward, max_pool2d, max_pool2d_backward)
@@ -30,6 +37,11 @@ __all__ = [
     "pad", "batch_norm", "relu", "relu6", "linear", "conv_output_size",
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_backward", "pad_backward", "relu_backward", "relu6_backward",
+    "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward", "conv3d_backward",
+    "conv_transpose1d_backward", "conv_transpose3d_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
+    "group_norm", "instance_norm", "layer_norm", "local_response_norm", "normalize", "rms_norm",
+    "interpolate", "upsample", "upsample_bilinear", "upsample_nearest", "affine_grid", "grid_sample",
+    "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "fold", "unfold",
     *_pointwise_module.__all__, *_loss_pointwise_module.__all__,
 ]

@@ -69,6 +69,8 @@ def check_int(value, name: str, op: str, low: int = 1) -> int:
         raise TypeError(f"{op}: {name} must be an int, got {value!r}")
     if value < low:
         raise ValueError(f"{op}: {name} must be >= {low}, got {value}")
+    if value >= 2**63:
+        raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {value}")
     return int(value)
 
 

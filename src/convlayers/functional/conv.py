@@ -1,6 +1,8 @@
-"""Convolution: ``conv2d``, ``conv_transpose2d`` and their gradients.
+"""The 2-D convolution cores behind every convolution (1-D, 2-D and 3-D; see ``_conv_nd``).
 
-Algorithm choice lives here, not in the kernels:
+The public ops and their validation live in :mod:`.convolution` and
+:mod:`._conv_args`; these cores take a validated, batched (N, C, H, W) input
+with zero padding.  Algorithm choice lives here, not in the kernels:
 
 * one input channel per group (depthwise, with or without a channel
   multiplier): a direct numba loop, since there is no channel mixing;
@@ -14,7 +16,7 @@ With several threads, the tiles are shared out among worker threads that each
 unroll a tile and multiply it with one-thread BLAS (``_threads``): BLAS's own
 idle threads would otherwise spin beside the unrolling and slow it 3–5×.
 
-``conv_transpose2d`` is the adjoint of ``conv2d`` with respect to its input,
+A transposed convolution is the adjoint of ``conv2d`` with respect to its input,
 so both directions share the same three paths.
 """
 
@@ -22,16 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dispatch import tensor_aware
 from .._kernels import conv as _k
 from .._kernels import norm as _norm_k
 from . import _threads
-from ._validate import (as_array, batched, check_int, check_window_fits, float_dtype, nonneg_pair,
-                        positive_pair)
-from .padding import pad as _pad
-from .padding import pad_backward as _pad_backward
+from ._conv_args import conv_args
 
-__all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_transpose2d_backward"]
+__all__ = ["conv2d_affine"]
 
 # Upper bound on the im2col tile (several small samples, or one large sample in
 # bands of output rows), so that peak memory stays near PyTorch's: measured 10 MiB
@@ -50,61 +48,6 @@ _CHANNELS_LAST_MIN_PIXELS = 1024
 # Strided convolutions wider than this unroll through stride phases (contiguous copies) rather than
 # straight from the input (strided reads): 0.18 vs 0.34 ms for the 7x7/2 stem at 224, 0.83 vs 0.48 ms at 28.
 _DIRECT_MAX_STRIDED_WIDTH = 32
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _conv_args(op, input, weight, bias, stride, padding, dilation, groups, padding_mode="zeros"):
-    """Validate a conv2d call; return arrays and normalised geometry.
-
-    Returns ``(x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype)``
-    with ``pads = (top, bottom, left, right)``.
-    """
-    x = as_array(input, "input")
-    w = as_array(weight, "weight")
-    b = None if bias is None else as_array(bias, "bias")
-    x4, unbatched = batched(x, "input", op)
-    if w.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
-                         f"got shape {w.shape}")
-    groups = check_int(groups, "groups", op)
-    stride = positive_pair(stride, "stride", op)
-    dilation = positive_pair(dilation, "dilation", op)
-    if padding_mode not in _PADDING_MODES:
-        raise ValueError(f"{op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
-    cout, cin_g, kh, kw = w.shape
-    cin = x4.shape[1]
-    if cout % groups:
-        raise ValueError(f"{op}: out_channels (weight.shape[0]={cout}) must be divisible by groups={groups}")
-    if cin % groups:
-        raise ValueError(f"{op}: in_channels (input.shape[1]={cin}) must be divisible by groups={groups}")
-    if cin != cin_g * groups:
-        raise ValueError(
-            f"{op}: expected input with {cin_g * groups} channels (weight.shape[1]={cin_g} * groups={groups}), "
-            f"got input of shape {x.shape} with {cin} channels")
-    if kh == 0 or kw == 0:
-        raise ValueError(f"{op}: weight has an empty kernel, shape {w.shape}")
-    if b is not None and b.shape != (cout,):
-        raise ValueError(f"{op}: bias must have shape ({cout},) to match weight.shape[0], got {b.shape}")
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = (0, 0, 0, 0)
-        elif padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"{op}: padding='same' is not supported for strided convolutions, got stride={stride}")
-            # PyTorch: total d(k-1), the odd one out goes to the bottom/right.
-            th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        else:
-            raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
-    else:
-        ph, pw = nonneg_pair(padding, "padding", op)
-        pads = (ph, ph, pw, pw)
-    check_window_fits(op, x4.shape[2:], pads, (kh, kw), dilation)
-    dtype = float_dtype(x, w, b)
-    return x4, w, b, unbatched, stride, pads, dilation, groups, padding_mode, dtype
 
 
 def _out_hw(hw, pads, k, stride, dilation):
@@ -244,6 +187,101 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     ``epilogue = (alpha, beta, lo, hi)`` maps every output channel through
     ``clamp(y·alpha[c] + beta[c], lo, hi)`` as soon as each tile is computed.
     """
+    out = _forward_paths(x, w, stride, pads, dilation, groups, epilogue)
+    if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
+            and not np.isfinite(w).all():
+        out = _forward_nonfinite_weight(x, w, stride, pads, dilation, groups, epilogue)
+    # NaN ⇔ NaN in out·out (a square is never −inf, so no inf − inf): one BLAS pass, 0.09 ms for 1.6M floats
+    if out.dtype == np.float32 and out.size and np.isnan(np.dot(out.ravel(), out.ravel())):
+        _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue)
+    return out
+
+
+def _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue):
+    """Replace, in place, the NaNs that float32 overflow made from finite data by PyTorch's ±inf.
+
+    BLAS and the vectorised kernels add several partial sums; when one
+    overflows to +inf and another to −inf their sum is NaN, where PyTorch's
+    one running sum stays at ±inf.  Those outputs are recomputed in float64
+    (where they cannot overflow) and rounded to float32: ±inf beyond its range.
+    NaNs that come from NaN or infinite data are left alone.
+    """
+    if not (np.isfinite(x).all() and np.isfinite(w).all()):
+        return
+    nan = np.isnan(out)
+    if epilogue is not None:
+        epilogue = tuple(np.asarray(e, dtype=np.float64) for e in epilogue)
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = _forward_paths(x.astype(np.float64), w.astype(np.float64), stride, pads, dilation, groups, epilogue)
+        out[nan] = exact[nan].astype(np.float32)
+
+
+def _border_finite(out, hw, k, stride, pads, dilation):
+    """Whether every output a kernel tap computes from the zero padding is finite.
+
+    Only there can a NaN or infinite weight tap multiply a padding zero (NaN);
+    checking these few rows and columns costs ~30 µs for 8×64×56×56, where
+    checking the weight for NaN would cost milliseconds per ResNet forward.
+    """
+    ho, wo = out.shape[2:]
+    top, left = min(ho, -(-pads[0] // stride[0])), min(wo, -(-pads[2] // stride[1]))
+    bottom = min(ho, max(top, -(-(hw[0] + pads[0] - dilation[0] * (k[0] - 1)) // stride[0])))
+    right = min(wo, max(left, -(-(hw[1] + pads[2] - dilation[1] * (k[1] - 1)) // stride[1])))
+    return all(np.isfinite(part).all() for part in (out[:, :, :top], out[:, :, bottom:],
+                                                     out[:, :, top:bottom, :left], out[:, :, top:bottom, right:]))
+
+
+def _forward_nonfinite_weight(x, w, stride, pads, dilation, groups, epilogue):
+    """:func:`_forward_core` for a weight with NaN/±inf taps, as PyTorch computes it: tap by tap.
+
+    The fast paths multiply every tap with the zero padding too, so one NaN
+    tap made its whole output channel NaN; PyTorch's (float32) kernels skip
+    the padding, and a NaN reaches only the outputs whose window puts that tap
+    on the input.  Here the finite taps go through the fast paths (a zero in
+    place of each bad one) and each bad tap is added only where it lands on
+    the input.  (A ±inf tap meeting an infinite input gives NaN here through
+    the zero that stands in for it, where PyTorch may give ±inf.)
+    """
+    bad = ~np.isfinite(w)
+    out = _forward_paths(x, np.where(bad, 0, w), stride, pads, dilation, groups, None)
+    n, cout, ho, wo = out.shape
+    x_finite = np.isfinite(x).all()
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf and overflow are the answer here, as in torch
+        _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite)
+    if epilogue is not None:
+        _apply_epilogue(out.reshape(n, cout, ho * wo), epilogue, True)
+    return out
+
+
+def _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite):
+    n, cin, h, wd = x.shape
+    cout, cin_g, kh, kw = w.shape
+    cout_g = cout // groups
+    ho, wo = out.shape[2:]
+    for ki in range(kh):
+        for kj in range(kw):
+            taps = bad[:, :, ki, kj]
+            if not taps.any():
+                continue
+            oy, ox = ki * dilation[0] - pads[0], kj * dilation[1] - pads[2]  # input offset of this tap
+            i0, i1 = max(0, -(oy // stride[0])), min(ho, (h - 1 - oy) // stride[0] + 1)
+            j0, j1 = max(0, -(ox // stride[1])), min(wo, (wd - 1 - ox) // stride[1] + 1)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            xv = x[:, :, i0 * stride[0] + oy:(i1 - 1) * stride[0] + oy + 1:stride[0],
+                   j0 * stride[1] + ox:(j1 - 1) * stride[1] + ox + 1:stride[1]]
+            dst = out[:, :, i0:i1, j0:j1]
+            if x_finite:  # a product per group: the zeros beside the bad taps multiply finite inputs only
+                wb = np.where(taps, w[:, :, ki, kj], 0).reshape(groups, cout_g, cin_g)
+                xg = xv.reshape(n, groups, cin_g, -1)
+                dst += np.matmul(wb, xg).reshape(dst.shape)
+            else:  # bad tap by bad tap, so that no stand-in zero meets an infinite input
+                for co, cg in zip(*np.nonzero(taps)):
+                    dst[:, co] += w[co, cg, ki, kj] * xv[:, (co // cout_g) * cin_g + cg]
+
+
+def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
+    """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last)."""
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
     ho, wo = _out_hw((h, wd), pads, (kh, kw), stride, dilation)
@@ -449,71 +487,7 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
     return np.ascontiguousarray(sum(_run_tiles(job, tiles, workers)).transpose(0, 2, 1)).reshape(w_shape)
 
 
-def _explicit_padding(x, pads, mode):
-    """Pad for a non-zero ``padding_mode``; return the padded input and the zero pads left for the core."""
-    if mode == "zeros" or not any(pads):
-        return x, pads
-    return _pad(x, (pads[2], pads[3], pads[0], pads[1]), mode=mode), (0, 0, 0, 0)
-
-
-# --------------------------------------------------------------------------- public ops
-
-
-@tensor_aware
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, padding_mode="zeros"):
-    r"""2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
-
-    Every output pixel is the dot product of the kernel with the window of the
-    input under it: no kernel flip, as deep learning uses the word.
-
-    Parameters
-    ----------
-    input : ndarray, shape (N, C_in, H, W) or (C_in, H, W)
-    weight : ndarray, shape (C_out, C_in / groups, kH, kW)
-    bias : ndarray, shape (C_out,), optional
-    stride : int or (int, int), default 1
-    padding : int, (int, int), 'valid' or 'same', default 0
-        Pixels added on both sides.  ``'same'`` keeps H and W (stride 1 only);
-        for an even dilated kernel the extra pixel goes to the bottom/right,
-        as in PyTorch.
-    dilation : int or (int, int), default 1
-        Spacing between kernel taps.
-    groups : int, default 1
-        Split channels into ``groups`` independent convolutions: ``groups=C_in``
-        is a depthwise convolution (``C_out = m·C_in`` for a channel multiplier m).
-    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, keyword-only
-        What the padding is filled with (``torch.nn.Conv2d``'s argument).
-
-    Returns
-    -------
-    ndarray, shape (N, C_out, H_out, W_out)
-        In the promoted float dtype of the inputs (float32 stays float32).
-
-    Notes
-    -----
-    Shape: ``H_out = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1``, likewise for ``W_out``.
-    Cost: ``N·C_out·H_out·W_out·(C_in/groups)·kH·kW`` multiply-adds.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4) + 1
-    >>> w = np.tile([1.0, 0.0, -1.0], (3, 1)).reshape(1, 1, 3, 3)   # vertical edges
-    >>> conv2d(x, w)
-    array([[[[-6., -6.],
-             [-6., -6.]]]])
-    >>> conv2d(np.ones((8, 4, 5, 5), np.float32), np.ones((16, 1, 3, 3), np.float32),
-    ...        stride=2, padding=1, groups=4).shape
-    (8, 16, 3, 3)
-    """
-    x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype = _conv_args(
-        "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
-    x4 = x4.astype(dtype, copy=False)
-    x4, pads = _explicit_padding(x4, pads, mode)
-    out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups)
-    if b is not None:
-        out += b.astype(dtype, copy=False)[:, None, None]
-    return out[0] if unbatched else out
+# --------------------------------------------------------------------------- fused inference
 
 
 def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, shift,
@@ -539,8 +513,10 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
            [2., 5., 5., 2.],
            [0., 2., 2., 0.]])
     """
-    x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype = _conv_args(
-        "conv2d", input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    from .convolution import explicit_padding  # the public module imports this one
+
+    x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype, _ = conv_args(
+        "conv2d", 2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
     scale = np.asarray(scale, dtype=dtype)
     shift = np.asarray(shift, dtype=dtype)
     if scale.shape != (w.shape[0],) or shift.shape != (w.shape[0],):
@@ -549,188 +525,7 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
     if b is not None:
         shift = shift + b.astype(dtype) * scale
     x4 = x4.astype(dtype, copy=False)
-    x4, pads = _explicit_padding(x4, pads, mode)
+    x4, pads = explicit_padding(x4, pads, mode)
     epilogue = (scale, shift, dtype.type(lo), dtype.type(hi))
     out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups, epilogue)
     return out[0] if unbatched else out
-
-
-def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1,
-                    padding_mode="zeros", output_mask=(True, True, True)):
-    """Gradients of :func:`conv2d` with respect to input, weight and bias.
-
-    Parameters
-    ----------
-    grad_output : ndarray
-        Gradient of the loss with respect to ``conv2d``'s output.
-    input, weight, stride, padding, dilation, groups, padding_mode
-        As given to :func:`conv2d`.
-    output_mask : (bool, bool, bool)
-        Which of (input, weight, bias) gradients to compute.
-
-    Returns
-    -------
-    (grad_input, grad_weight, grad_bias)
-        ``None`` where ``output_mask`` is False.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> x, w = np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2))
-    >>> gx, gw, gb = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
-    >>> gx[0, 0]
-    array([[1., 2., 1.],
-           [2., 4., 2.],
-           [1., 2., 1.]])
-    >>> gb
-    array([4.])
-    """
-    x4, w, _, unbatched, stride, pads, dilation, groups, mode, dtype = _conv_args(
-        "conv2d_backward", input, weight, None, stride, padding, dilation, groups, padding_mode)
-    go = as_array(grad_output, "grad_output")
-    go4 = go[None] if unbatched else go
-    expected = (x4.shape[0], w.shape[0], *_out_hw(x4.shape[2:], pads, w.shape[2:], stride, dilation))
-    if go4.shape != expected:
-        raise ValueError(f"conv2d_backward: grad_output must have shape {expected[unbatched:]}, got {go.shape}")
-    go4 = go4.astype(dtype, copy=False)
-    x4 = x4.astype(dtype, copy=False)
-    w = w.astype(dtype, copy=False)
-    xp, core_pads = _explicit_padding(x4, pads, mode)
-    gi = gw = gb = None
-    if output_mask[0]:
-        gi = _input_grad_core(go4, w, xp.shape, stride, core_pads, dilation, groups)
-        if xp is not x4:
-            gi = _pad_backward(gi, x4.shape, (pads[2], pads[3], pads[0], pads[1]), mode)
-        if unbatched:
-            gi = gi[0]
-    if output_mask[1]:
-        gw = _weight_grad_core(xp, go4, w.shape, stride, core_pads, dilation, groups)
-    if output_mask[2]:
-        gb = go4.sum(axis=(0, 2, 3))
-    return gi, gw, gb
-
-
-def _transpose_args(op, input, weight, bias, stride, padding, output_padding, groups, dilation):
-    x = as_array(input, "input")
-    w = as_array(weight, "weight")
-    b = None if bias is None else as_array(bias, "bias")
-    x4, unbatched = batched(x, "input", op)
-    if w.ndim != 4:
-        raise ValueError(f"{op}: weight must be 4-D (in_channels, out_channels/groups, kH, kW), got shape {w.shape}")
-    groups = check_int(groups, "groups", op)
-    stride = positive_pair(stride, "stride", op)
-    dilation = positive_pair(dilation, "dilation", op)
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
-    padding = nonneg_pair(padding, "padding", op)
-    output_padding = nonneg_pair(output_padding, "output_padding", op)
-    cin, cout_g, kh, kw = w.shape
-    if cin % groups:
-        raise ValueError(f"{op}: in_channels (weight.shape[0]={cin}) must be divisible by groups={groups}")
-    if x4.shape[1] != cin:
-        raise ValueError(f"{op}: expected input with {cin} channels (weight.shape[0]), got input of shape {x.shape}")
-    if kh == 0 or kw == 0:
-        raise ValueError(f"{op}: weight has an empty kernel, shape {w.shape}")
-    for a in range(2):
-        if output_padding[a] >= stride[a] and output_padding[a] >= dilation[a]:
-            raise ValueError(f"{op}: output_padding must be smaller than either stride or dilation, got "
-                             f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
-    cout = cout_g * groups
-    if b is not None and b.shape != (cout,):
-        raise ValueError(f"{op}: bias must have shape ({cout},), got {b.shape}")
-    h, wd = x4.shape[2:]
-    ho = (h - 1) * stride[0] - 2 * padding[0] + dilation[0] * (kh - 1) + output_padding[0] + 1
-    wo = (wd - 1) * stride[1] - 2 * padding[1] + dilation[1] * (kw - 1) + output_padding[1] + 1
-    if ho <= 0 or wo <= 0:
-        raise ValueError(f"{op}: the output would be empty ({ho} x {wo}); reduce padding={padding} "
-                         f"or enlarge the input ({h} x {wd})")
-    dtype = float_dtype(x, w, b)
-    out_shape = (x4.shape[0], cout, ho, wo)
-    pads = (padding[0], padding[0], padding[1], padding[1])
-    return x4, w, b, unbatched, stride, pads, dilation, groups, out_shape, dtype
-
-
-@tensor_aware
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    r"""Transposed 2-D convolution, as ``torch.nn.functional.conv_transpose2d``.
-
-    The adjoint of :func:`conv2d` with respect to its input: every input pixel
-    stamps the kernel, scaled by its value, onto the output ``stride`` pixels
-    apart.  Used to upsample (decoders, segmentation heads).
-
-    Parameters
-    ----------
-    input : ndarray, shape (N, C_in, H, W) or (C_in, H, W)
-    weight : ndarray, shape (C_in, C_out / groups, kH, kW)
-    bias : ndarray, shape (C_out,), optional
-    stride, padding, dilation, groups
-        As the :func:`conv2d` that this op transposes.
-    output_padding : int or (int, int), default 0
-        Extra rows/columns at the bottom/right, to pick one of the input sizes
-        a strided conv2d maps to the same output size.
-
-    Returns
-    -------
-    ndarray, shape (N, C_out, H_out, W_out)
-
-    Notes
-    -----
-    Shape: ``H_out = (H − 1)·s − 2p + d(k−1) + output_padding + 1``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> conv_transpose2d(np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)), stride=2)[0, 0]
-    array([[1., 1., 1., 1.],
-           [1., 1., 1., 1.],
-           [1., 1., 1., 1.],
-           [1., 1., 1., 1.]])
-    """
-    x4, w, b, unbatched, stride, pads, dilation, groups, out_shape, dtype = _transpose_args(
-        "conv_transpose2d", input, weight, bias, stride, padding, output_padding, groups, dilation)
-    out = _input_grad_core(x4.astype(dtype, copy=False), w.astype(dtype, copy=False), out_shape, stride, pads,
-                           dilation, groups)
-    if b is not None:
-        out += b.astype(dtype, copy=False)[:, None, None]
-    return out[0] if unbatched else out
-
-
-def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0, groups=1,
-                              dilation=1, output_mask=(True, True, True)):
-    """Gradients of :func:`conv_transpose2d` with respect to input, weight and bias.
-
-    Returns ``(grad_input, grad_weight, grad_bias)``, ``None`` where
-    ``output_mask`` is False.  The input gradient is a plain :func:`conv2d` of
-    ``grad_output``: transposing twice gives the original operator back.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> gx, gw, gb = conv_transpose2d_backward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)),
-    ...                                        np.ones((1, 1, 2, 2)), stride=2)
-    >>> gx[0, 0]
-    array([[4., 4.],
-           [4., 4.]])
-    """
-    x4, w, _, unbatched, stride, pads, dilation, groups, out_shape, dtype = _transpose_args(
-        "conv_transpose2d_backward", input, weight, None, stride, padding, output_padding, groups, dilation)
-    go = as_array(grad_output, "grad_output")
-    go4 = go[None] if unbatched else go
-    if go4.shape != out_shape:
-        raise ValueError(f"conv_transpose2d_backward: grad_output must have shape {out_shape[unbatched:]}, "
-                         f"got {go.shape}")
-    go4 = go4.astype(dtype, copy=False)
-    x4 = x4.astype(dtype, copy=False)
-    w = w.astype(dtype, copy=False)
-    gi = gw = gb = None
-    if output_mask[0]:
-        gi = _forward_core(go4, w, stride, pads, dilation, groups)
-        if gi.shape[2:] != x4.shape[2:]:  # output_padding rows never reach back to the input
-            gi = np.ascontiguousarray(gi[:, :, :x4.shape[2], :x4.shape[3]])
-        if unbatched:
-            gi = gi[0]
-    if output_mask[1]:
-        gw = _weight_grad_core(go4, x4, w.shape, stride, pads, dilation, groups)
-    if output_mask[2]:
-        gb = go4.sum(axis=(0, 2, 3))
-    return gi, gw, gb

@@ -44,7 +44,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     --------
     >>> import numpy as np
     >>> x = np.array([[1.0], [3.0]]).reshape(2, 1, 1, 1)
-    >>> batch_norm(x, np.zeros(1), np.ones(1), training=True, eps=0.0).ravel()
+    >>> batch_norm(x, np.zeros(1), np.ones(1), training=True, eps=1e-12).ravel()
     array([-1.,  1.])
     """
     return batch_norm_forward(input, running_mean, running_var, weight, bias, training, momentum, eps)[0]
@@ -57,6 +57,9 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
     Returns ``(out, saved)``; ``saved`` is None in evaluation mode.
     """
     x = as_array(input, "input")
+    if x.size == 0 and x.ndim < 2:
+        # PyTorch returns an empty copy for an empty input of any rank, buffers untouched.
+        return x.astype(float_dtype(x)), None
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must be at least 2-D (N, C, ...), got shape {x.shape}")
     c = x.shape[1]
@@ -72,12 +75,29 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
         arrays[name] = a
     if not training and (arrays["running_mean"] is None or arrays["running_var"] is None):
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-    if not isinstance(eps, numbers.Real) or eps < 0:
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"batch_norm: eps must be a real number, got {eps!r}")
+    if eps < 0:
         raise ValueError(f"batch_norm: eps must be a non-negative number, got {eps!r}")
+    if training and not eps > 0:  # PyTorch's rule; eps=0 divided by a zero variance inside the kernel
+        raise ValueError(f"batch_norm: eps must be positive during training, got {eps!r}")
+    if training:
+        for name in ("running_mean", "running_var"):
+            a, given = arrays[name], {"running_mean": running_mean, "running_var": running_var}[name]
+            if a is not None and (not isinstance(given, np.ndarray) or a.dtype.kind != "f"
+                                  or not a.flags.writeable):
+                # checked for both before either is updated in place
+                raise TypeError(f"batch_norm: {name} is updated in place when training, so it must be a "
+                                f"writable floating-point ndarray, got {type(given).__name__} of dtype {a.dtype}"
+                                + ("" if a.flags.writeable else " (read-only)"))
     count = x.size // max(c, 1)
-    if training and count <= 1:
+    if training and count == 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input shape {x.shape}")
     dtype = float_dtype(x, *(a for a in arrays.values() if a is not None))
+    if x.size == 0:
+        return x.astype(dtype), None
+    if momentum is None:
+        momentum = 0.0
     if training:
         x3 = np.ascontiguousarray(x, dtype=dtype).reshape(x.shape[0], c, int(np.prod(x.shape[2:])))
         w, b = arrays["weight"], arrays["bias"]

@@ -43,8 +43,10 @@ def _pad_widths(shape, pad, mode):
                     f"on axis {axis} of size {size}")
             if mode == "replicate" and size == 0 and (before or after):
                 raise ValueError(f"pad: replicate padding needs a non-empty axis {axis}")
-        elif size + before + after < 0:
-            raise ValueError(f"pad: padding {pad!r} leaves a negative size on axis {axis} of size {size}")
+        elif size - max(-before, 0) - max(-after, 0) < 0:
+            # PyTorch crops (negative widths) before it pads, and refuses a crop larger than the axis:
+            # (3, -3) on 2 elements is an error there, not 2 + 3 - 3 = 2 elements.
+            raise ValueError(f"pad: padding {pad!r} crops more than the {size} elements of axis {axis}")
         widths[axis] = (before, after)
     if mode != "constant":
         # PyTorch pads k = 1..3 spatial dims of a batched (k+2)-D or unbatched (k+1)-D input.

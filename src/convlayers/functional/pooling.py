@@ -142,7 +142,7 @@ def _avg_args(op, hw, kernel_size, stride, padding, ceil_mode, divisor_override)
     kernel, stride, padding, _, out_hw = _pool_geometry(op, hw, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None:
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) \
-                or divisor_override == 0:
+                or divisor_override == 0 or not -2**63 <= divisor_override < 2**63:
             raise ValueError(f"{op}: divisor_override must be a non-zero int or None, got {divisor_override!r}")
     divisor = 0 if divisor_override is None else int(divisor_override)
     return kernel, stride, padding, out_hw, divisor

@@ -26,6 +26,10 @@ from .activation import *  # noqa: F401,F403  (Sigmoid, Tanh, SiLU, Hardswish, .
 from .container import ModuleDict, ParameterList
 from .dropout import *  # noqa: F401,F403  (Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout)
 from .loss import *  # noqa: F401,F403  (CrossEntropyLoss, NLLLoss, MSELoss, BCELoss, ..., KLDivLoss)
+from .normalization import (BatchNorm1d, BatchNorm3d, GroupNorm, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                            LayerNorm, LocalResponseNorm, RMSNorm)
+from .resample import (ChannelShuffle, Fold, PixelShuffle, PixelUnshuffle, Unfold, Upsample, UpsamplingBilinear2d,
+                       UpsamplingNearest2d)
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "init",
@@ -34,4 +38,7 @@ __all__ = [
     "Conv2dNormActivation", "ConvBNReLU", "DepthwiseSeparable", "MobileBlock", "InvertedResidual",
     "ModuleDict", "ParameterList", "RemovableHandle",
     *_activation_module.__all__, *_dropout_module.__all__, *_loss_module.__all__,
+    "BatchNorm1d", "BatchNorm3d", "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+    "LocalResponseNorm", "RMSNorm", "Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
+    "PixelUnshuffle", "ChannelShuffle", "Unfold", "Fold",
 ]

@@ -437,47 +437,20 @@ class AdaptiveAvgPool2d(Module):
         return F.adaptive_avg_pool2d(x, self.output_size)
 
 
-class BatchNorm2d(Module):
-    r"""Batch normalisation over ``(N, H, W)`` for each channel.
+class _BatchNorm(Module):
+    """BatchNorm1d/2d/3d: one implementation; subclasses name the input ranks they accept."""
 
-    ``y = (x − mean) / √(var + eps) · weight + bias``.  In training mode the
-    batch's mean and (biased) variance are used and the running estimates are
-    updated, ``running = (1 − momentum)·running + momentum·batch`` with the
-    *unbiased* batch variance; in eval mode the running estimates are used.
+    _ranks = (4,)
+    _rank_text = "4D"
 
-    Parameters
-    ----------
-    num_features : int
-        Channels ``C``.
-    eps : float, default 1e-5
-    momentum : float or None, default 0.1
-        ``None`` makes the running estimates cumulative averages
-        (factor ``1/num_batches_tracked``).
-    affine : bool, default True
-        Learn ``weight`` (ones) and ``bias`` (zeros).
-    bias : bool, default True (keyword only)
-        With ``affine``, whether to learn ``bias`` too (PyTorch ≥ 2.10's option).
-    track_running_stats : bool, default True
-        Keep ``running_mean``, ``running_var`` and ``num_batches_tracked``
-        buffers; without them batch statistics are used in eval mode too.
-    dtype : float32 or float64, default float32
-
-    Shape
-    -----
-    - Input: ``(N, C, H, W)``
-    - Output: ``(N, C, H, W)``
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from convlayers import nn
-    >>> bn = nn.BatchNorm2d(3)
-    >>> list(bn.state_dict())
-    ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
-    >>> y = bn(np.random.default_rng(0).normal(5, 2, (8, 3, 4, 4)).astype(np.float32))
-    >>> bool(abs(y.mean()) < 1e-5), int(bn.num_batches_tracked)
-    (True, 1)
-    """
+    def _check_input_dim(self, x):
+        shape = getattr(x, "shape", None)
+        if shape is None:
+            raise TypeError(f"{type(self).__name__}: input must be an ndarray or Tensor, got {type(x).__name__}")
+        if len(shape) not in self._ranks:
+            raise ValueError(f"{type(self).__name__}: expected {self._rank_text} input (got {len(shape)}D input "
+                             f"of shape {tuple(shape)})")
+        return shape
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, dtype=None,
                  *, bias=True):
@@ -533,11 +506,12 @@ class BatchNorm2d(Module):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
-    def forward(self, x):
-        shape = _check_input(x, 4, "BatchNorm2d")
+    def forward(self, input):
+        x = input
+        shape = self._check_input_dim(x)
         if shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2d: expected input with {self.num_features} channels, got {shape[1]} "
-                             f"(input shape {tuple(shape)})")
+            raise ValueError(f"{type(self).__name__}: expected input with {self.num_features} channels, got "
+                             f"{shape[1]} (input shape {tuple(shape)})")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked += 1
@@ -547,6 +521,52 @@ class BatchNorm2d(Module):
         track = not self.training or self.track_running_stats
         return F.batch_norm(x, self.running_mean if track else None, self.running_var if track else None,
                             self.weight, self.bias, use_batch_stats, factor, self.eps)
+
+
+class BatchNorm2d(_BatchNorm):
+    r"""Batch normalisation over ``(N, H, W)`` for each channel.
+
+    ``y = (x − mean) / √(var + eps) · weight + bias``.  In training mode the
+    batch's mean and (biased) variance are used and the running estimates are
+    updated, ``running = (1 − momentum)·running + momentum·batch`` with the
+    *unbiased* batch variance; in eval mode the running estimates are used.
+
+    Parameters
+    ----------
+    num_features : int
+        Channels ``C``.
+    eps : float, default 1e-5
+    momentum : float or None, default 0.1
+        ``None`` makes the running estimates cumulative averages
+        (factor ``1/num_batches_tracked``).
+    affine : bool, default True
+        Learn ``weight`` (ones) and ``bias`` (zeros).
+    bias : bool, default True (keyword only)
+        With ``affine``, whether to learn ``bias`` too (PyTorch ≥ 2.10's option).
+    track_running_stats : bool, default True
+        Keep ``running_mean``, ``running_var`` and ``num_batches_tracked``
+        buffers; without them batch statistics are used in eval mode too.
+    dtype : float32 or float64, default float32
+
+    Shape
+    -----
+    - Input: ``(N, C, H, W)``
+    - Output: ``(N, C, H, W)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convlayers import nn
+    >>> bn = nn.BatchNorm2d(3)
+    >>> list(bn.state_dict())
+    ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+    >>> y = bn(np.random.default_rng(0).normal(5, 2, (8, 3, 4, 4)).astype(np.float32))
+    >>> bool(abs(y.mean()) < 1e-5), int(bn.num_batches_tracked)
+    (True, 1)
+    """
+
+    _ranks = (4,)
+    _rank_text = "4D"
 
 
 class _Activation(Module):

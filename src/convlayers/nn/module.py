@@ -22,6 +22,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from ..autograd import Tensor, no_grad
+from . import _state
 
 __all__ = ["Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "RemovableHandle"]
 
@@ -375,8 +376,10 @@ class Module:
         TypeError
             If ``state_dict`` is not a mapping.
         ValueError
-            Listing every missing, unexpected and wrongly shaped key, before
-            anything is copied.
+            Listing every missing, unexpected, wrongly shaped and unconvertible
+            value (non-numeric, complex, NaN or out-of-range for an integer
+            buffer, overflowing a float one), before anything is copied: on
+            any error the module is unchanged.
         """
         if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
             raise TypeError(f"state_dict must be a mapping of name to array, got {type(state_dict).__name__}")
@@ -390,39 +393,33 @@ class Module:
                     targets[key] = (module, registry, name)
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict.keys() if k not in targets]
+        # Convert and check every value first; assign only if all succeeded (nn/_state.py says why).
         arrays, mismatched = {}, []
         for key, (module, registry, name) in targets.items():
             if key not in state_dict:
                 continue
-            value = state_dict[key]
-            if isinstance(value, Tensor):
-                value = value.data
-            elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
-                value = value.detach().cpu().numpy()
-            array = np.asarray(value)
             current = getattr(module, registry)[name]
-            shape = current.data.shape if registry == "_parameters" else current.shape
-            if array.shape != shape:
-                mismatched.append(f"{key}: expected shape {shape}, got {array.shape}")
+            array, problem = _state.convert(key, state_dict[key], np.asarray(
+                current.data if registry == "_parameters" else current))
+            if problem is not None:
+                mismatched.append(problem)
             arrays[key] = array
         errors = []
         if mismatched:
-            errors.append("size mismatch for " + "; ".join(mismatched))
+            errors.append("bad values: " + "; ".join(mismatched))
         if strict and missing:
             errors.append("missing keys: " + ", ".join(missing))
         if strict and unexpected:
-            errors.append("unexpected keys: " + ", ".join(unexpected))
+            errors.append("unexpected keys: " + ", ".join(map(str, unexpected)))
         if errors:
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
-                             + " | ".join(errors))
+                             + " | ".join(errors) + " (nothing was loaded)")
         for key, array in arrays.items():
             module, registry, name = targets[key]
             if registry == "_parameters":
-                param = module._parameters[name]
-                param.data = np.array(array, dtype=param.data.dtype)
+                module._parameters[name].data = array
             else:
-                buf = module._buffers[name]
-                module._buffers[name] = np.array(array, dtype=buf.dtype)
+                module._buffers[name] = array
         return IncompatibleKeys(missing, unexpected)
 
     # -- calling ------------------------------------------------------------

@@ -1,0 +1,223 @@
+"""The task graph behind the chunked filters: one task per output block, its halo in thin slices.
+
+An output block owns a rectangle of the output; it reads the virtual input
+(the image extended by scipy's boundary rule) over that rectangle grown by the
+kernel's size less one.  Along each axis those virtual indices split into runs
+that each read one input block, forwards, mirrored (``symm`` at the edge) or
+not at all (``fill``); a task gathers the runs' pieces into one buffer — the
+only copy — and runs the in-memory 'valid' correlation on it.  Pieces that are
+a whole input block are referenced as they are; the rest are thin slices,
+computed where their block lives, so only halos move between workers.
+
+Measured on 4096^2 float32, 1024^2 chunks, sobel: ``map_overlap`` spent 0.24 s
+on its halo exchange alone against 0.06 s for the whole in-memory filter; the
+earlier pad-and-rechunk version was as slow as dask-image (5.6 vs 5.3 s on
+8192^2 on a LocalCluster).
+"""
+
+from __future__ import annotations
+
+import operator
+import threading
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from .. import filters as _filters
+
+
+def margins(k, mode, flipped):
+    """(before, after) extension of an axis for a kernel of length k (the in-memory rule)."""
+    if mode == "full":
+        return k - 1, k - 1
+    if mode == "valid":
+        return 0, 0
+    before = k // 2 if flipped else (k - 1) // 2
+    return before, k - 1 - before
+
+
+def _merge_small(chunks, minimum):
+    """Merge chunks smaller than ``minimum`` into a neighbour (the last one into the one before)."""
+    out = []
+    for c in chunks:
+        if out and out[-1] < minimum:
+            out[-1] += c
+        else:
+            out.append(c)
+    while len(out) > 1 and out[-1] < minimum:
+        last = out.pop()
+        out[-1] += last
+    return tuple(out)
+
+
+def plan(n, chunks, k, mode, flipped):
+    """(merged input chunks, output chunks, before) for one axis.
+
+    Input block ``i`` (rows ``[s, e)``) owns output rows ``[s, e)``, the last one every
+    row up to the output's end (``n + before + after - k + 1`` rows in all); output row
+    ``o`` reads virtual input rows ``[o - before, o - before + k)``.  Chunks smaller than
+    the kernel's margin are merged with a neighbour, so that a halo comes from at most
+    one block on each side.
+    """
+    before, after = margins(k, mode, flipped)
+    n_out = n + before + after - k + 1
+    merged = list(_merge_small(chunks, max(before, after, 1)))
+    # The last block must own at least one output row ('valid' has fewer outputs than inputs).
+    while len(merged) > 1 and n - merged[-1] >= n_out:
+        last = merged.pop()
+        merged[-1] += last
+    starts = np.cumsum([0] + merged[:-1])
+    owned = [min(int(s) + c, n_out) - int(s) for s, c in zip(starts, merged)]
+    owned[-1] = n_out - int(starts[-1])
+    return tuple(merged), tuple(owned), before
+
+
+def _source(v, n, boundary):
+    """Source index of virtual index ``v`` on an axis of length ``n`` (-1: the fill value)."""
+    if 0 <= v < n:
+        return v
+    if boundary == "fill":
+        return -1
+    if boundary == "wrap":
+        return v % n
+    r = v % (2 * n)  # symmetric: the edge sample repeated, period 2n
+    return r if r < n else 2 * n - 1 - r
+
+
+def segments(v0, v1, n, boundary, block_starts):
+    """Split virtual indices [v0, v1) into runs that each read one input block in one direction.
+
+    Each run is ``[dst0, dst1, block, first, step]``: destination positions, the
+    input block (None: the fill value), the first source index inside the block
+    and the direction (+1, or -1 for a mirrored run).  Indices inside the image
+    are split at block boundaries arithmetically; only the few outside it (the
+    kernel's margin) are mapped one by one through the boundary rule.
+    """
+    sizes = np.diff(np.append(block_starts, n))
+    runs = []
+
+    def add(d, src):
+        blk = None if src < 0 else int(np.searchsorted(block_starts, src, side="right") - 1)
+        local = 0 if blk is None else src - int(block_starts[blk])
+        if runs and runs[-1][2] == blk:
+            run = runs[-1]
+            if blk is None:
+                run[1] = d + 1
+                return
+            length = run[1] - run[0]
+            if local == run[3] + length * run[4] or (length == 1 and abs(local - run[3]) == 1):
+                if length == 1:
+                    run[4] = local - run[3]
+                run[1] = d + 1
+                return
+        runs.append([d, d + 1, blk, local, 1])
+
+    inner0, inner1 = max(v0, 0), min(v1, n)
+    for v in range(v0, min(v1, 0)):
+        add(v - v0, _source(v, n, boundary))
+    v = inner0
+    while v < inner1:  # whole stretches of one block at a time
+        blk = int(np.searchsorted(block_starts, v, side="right") - 1)
+        stop = min(inner1, int(block_starts[blk]) + int(sizes[blk]))
+        local = v - int(block_starts[blk])
+        if runs and runs[-1][2] == blk and runs[-1][4] == 1 and runs[-1][3] + runs[-1][1] - runs[-1][0] == local:
+            runs[-1][1] = stop - v0
+        else:
+            runs.append([v - v0, stop - v0, blk, local, 1])
+        v = stop
+    for v in range(max(v0, n), v1):
+        add(v - v0, _source(v, n, boundary))
+    return runs
+
+
+_scratch = threading.local()
+
+
+def _buffer(shape, dtype):
+    """A per-thread buffer for the assembled input, reused from task to task.
+
+    A fresh multi-megabyte array comes back from the allocator as untouched pages,
+    and faulting them in on every task cost as much as the filtering itself.
+    """
+    need = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < need:
+        buf = _scratch.buf = np.empty(max(need, 1), dtype=np.uint8)
+    return buf[:need].view(dtype).reshape(shape)
+
+
+class BlockFilter:
+    """One output block's task: assemble its virtual input from pieces, then filter it."""
+
+    def __init__(self, pairs, shape, fill, kernel, method, out_dtype):
+        self.pairs, self.shape, self.fill = pairs, shape, fill
+        self.kernel, self.method, self.out_dtype = kernel, method, out_dtype
+
+    def __call__(self, pieces):
+        it = iter(pieces)
+        lead = np.shape(pieces[0])[:-2] if pieces else ()
+        buf = _buffer(lead + self.shape, self.out_dtype)
+        for (r0, r1, rstep), (c0, c1, cstep), has_src in self.pairs:
+            if has_src:
+                buf[..., r0:r1, c0:c1] = next(it)[..., ::rstep, ::cstep]
+            else:
+                buf[..., r0:r1, c0:c1] = self.fill
+        kh, kw = self.kernel.shape
+        out = np.empty(lead + (self.shape[0] - kh + 1, self.shape[1] - kw + 1), dtype=self.out_dtype)
+        for idx in np.ndindex(lead):
+            out[idx] = _filters.correlate2d(buf[idx], self.kernel, mode="valid", method=self.method)
+        return out
+
+
+def _piece(run, size):
+    """The slice of a block a run reads, and whether that is the whole block."""
+    first, last = run[3], run[3] + (run[1] - run[0] - 1) * run[4]
+    lo, hi = min(first, last), max(first, last) + 1
+    return slice(lo, hi), (lo == 0 and hi == size)
+
+
+def lazy_correlate(x, kernel, mode, boundary, fill, method, flipped, out_dtype):
+    """``mode`` correlation of the last two axes of dask array ``x`` (already ``out_dtype``) with ``kernel``."""
+    kh, kw = kernel.shape
+    h, w = x.shape[-2:]
+    rows, own_r, br = plan(h, x.chunks[-2], kh, mode, flipped)
+    cols, own_c, bc = plan(w, x.chunks[-1], kw, mode, flipped)
+    x = x.rechunk(x.chunks[:-2] + (rows, cols))
+    row_starts, col_starts = np.cumsum((0,) + rows[:-1]), np.cumsum((0,) + cols[:-1])
+    token = tokenize(x, kernel, mode, boundary, fill, method, flipped)
+    name, piece_name = f"convlayers-filter-{token}", f"convlayers-halo-{token}"
+    row_runs = [segments(int(s) - br, int(s) + n + kh - 1 - br, h, boundary, row_starts)
+                for s, n in zip(row_starts, own_r)]
+    col_runs = [segments(int(s) - bc, int(s) + n + kw - 1 - bc, w, boundary, col_starts)
+                for s, n in zip(col_starts, own_c)]
+    layer = {}
+    for i, rruns in enumerate(row_runs):
+        for j, cruns in enumerate(col_runs):
+            pairs, sources = [], []
+            for rr in rruns:
+                for cr in cruns:
+                    has_src = rr[2] is not None and cr[2] is not None
+                    # a mirrored run is read backwards from its slice
+                    pairs.append(((rr[0], rr[1], rr[4]), (cr[0], cr[1], cr[4]), has_src))
+                    if has_src:
+                        sources.append((rr, cr))
+            task = BlockFilter(tuple(pairs), (own_r[i] + kh - 1, own_c[j] + kw - 1), fill, kernel, method,
+                               out_dtype)
+            for lead in np.ndindex(*x.numblocks[:-2]):
+                keys = []
+                for p, (rr, cr) in enumerate(sources):
+                    src_key = (x.name, *lead, rr[2], cr[2])
+                    rs, rwhole = _piece(rr, rows[rr[2]])
+                    cs, cwhole = _piece(cr, cols[cr[2]])
+                    if rwhole and cwhole:
+                        keys.append(src_key)  # the whole block: no slicing task
+                    else:
+                        key = (piece_name, *lead, i, j, p)
+                        layer[key] = (operator.getitem, src_key, (Ellipsis, rs, cs))
+                        keys.append(key)
+                layer[(name, *lead, i, j)] = (task, keys)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    return da.Array(graph, name, chunks=x.chunks[:-2] + (own_r, own_c), dtype=out_dtype,
+                    meta=np.empty((0,) * x.ndim, out_dtype))

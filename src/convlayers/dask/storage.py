@@ -1,0 +1,174 @@
+"""Arrays bigger than memory in and out: ``.npy`` memory maps, zarr stores, tiled TIFF.
+
+Every reader returns a dask array whose tasks open the file themselves and
+read only their own chunk, so a worker holds about one chunk at a time and the
+graph carries paths, not data.  ``.npy`` files are read with
+``allow_pickle=False`` and their header is checked against the file's size
+before anything is mapped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dask.array as da
+import numpy as np
+
+__all__ = ["open_array", "save"]
+
+
+class _NpyFile:
+    """An array-like over a ``.npy`` file: each ``[...]`` maps the file and copies one region."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                          else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = reader(f)
+            except ValueError as exc:
+                raise ValueError(f"open_array: {self.path} is not a valid .npy file: {exc}") from None
+            offset = f.tell()
+        if dtype.hasobject:
+            raise ValueError(f"open_array: {self.path} holds Python objects (dtype {dtype}); refusing to unpickle")
+        need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        size = os.path.getsize(self.path)
+        if need > size:
+            raise ValueError(f"open_array: {self.path}'s header claims shape {shape} of {dtype} "
+                             f"({need} bytes) but the file has {size} bytes")
+        self.shape, self.dtype, self.ndim, self.fortran = tuple(shape), dtype, len(shape), fortran
+
+    def __getitem__(self, key):
+        mm = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return np.array(mm[key])
+
+
+class _TiffFile:
+    """An array-like over a TIFF: each ``[...]`` opens tifffile's zarr view and reads the tiles it covers.
+
+    It holds only the path (tifffile's store holds a file handle and a lock, which
+    cannot travel to a worker process)."""
+
+    def __init__(self, path, component=None):
+        self.path, self.component = os.fspath(path), component
+        arr = self._open()
+        self.shape, self.dtype, self.ndim = tuple(arr.shape), np.dtype(arr.dtype), len(arr.shape)
+        self.tile = tuple(arr.chunks)
+
+    def _open(self):
+        import tifffile
+        import zarr
+
+        try:
+            z = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+        except Exception as exc:  # tifffile's own exception types for a corrupt file
+            raise ValueError(f"open_array: cannot read the TIFF {self.path}: {type(exc).__name__}: {exc}") from None
+        return z if hasattr(z, "shape") else z[self.component or "0"]  # a multiscale group: level 0
+
+    def __getitem__(self, key):
+        return np.asarray(self._open()[key])
+
+
+def _is_zarr(path):
+    return os.path.isdir(path) and any(os.path.exists(os.path.join(path, m))
+                                       for m in (".zarray", "zarr.json", ".zgroup"))
+
+
+def open_array(path, chunks="auto", *, component=None):
+    """A lazy dask array over a file too big to load: ``.npy``, a zarr store, or a (tiled) TIFF.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``*.npy`` (memory-mapped per chunk), a zarr store directory (``component``
+        names an array inside a group), or ``*.tif``/``*.tiff`` (through tifffile's
+        zarr view of its tiles or strips).
+    chunks : int, tuple or "auto"
+        Chunk shape; for zarr and TIFF, "auto" follows the file's own tiles.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from convlayers.dask import open_array
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.npy"); np.save(p, np.arange(12.0).reshape(3, 4))
+    >>> open_array(p, chunks=2).sum().compute()
+    np.float64(66.0)
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"open_array: no such file or directory: {path}")
+    lower = path.lower()
+    if lower.endswith(".npy"):
+        src = _NpyFile(path)
+        return da.from_array(src, chunks=chunks, asarray=False, fancy=False, name=f"npy-{os.path.abspath(path)}-"
+                             f"{os.path.getmtime(path)}")
+    if _is_zarr(path):
+        return da.from_zarr(path, component=component, chunks=None if chunks == "auto" else chunks)
+    if lower.endswith((".tif", ".tiff")):
+        src = _TiffFile(path, component)
+        return da.from_array(src, chunks=src.tile if chunks == "auto" else chunks, asarray=False, fancy=False,
+                             name=f"tiff-{os.path.abspath(path)}-{os.path.getmtime(path)}")
+    raise ValueError(f"open_array: {path} is not a .npy file, a zarr store or a TIFF; for photos use "
+                     f"convlayers.io.read_image and dask.array.from_array")
+
+
+class _NpyWriter:
+    """A ``da.store`` target that writes each region into a pre-created ``.npy`` file."""
+
+    def __init__(self, path, shape, dtype):
+        self.path, self.shape, self.dtype = path, shape, dtype
+
+    def __setitem__(self, key, value):
+        mm = np.load(self.path, mmap_mode="r+", allow_pickle=False)
+        mm[key] = value
+        mm.flush()
+        del mm
+
+
+def save(array, path, *, component=None, overwrite=False):
+    """Compute ``array`` chunk by chunk into ``path`` (``*.npy`` or a zarr store); returns ``path``.
+
+    Written under a temporary name and renamed at the end, so a failed run leaves
+    nothing at ``path``.
+
+    Examples
+    --------
+    >>> import dask.array as da, tempfile, os, numpy as np
+    >>> from convlayers.dask import save
+    >>> p = save(da.ones((4, 4), chunks=2), os.path.join(tempfile.mkdtemp(), "ones.npy"))
+    >>> float(np.load(p).sum())
+    16.0
+    """
+    if not isinstance(array, da.Array):
+        raise TypeError(f"save: array must be a dask array, got {type(array).__name__}")
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"save: {path} exists; pass overwrite=True to replace it")
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"save: cannot write into {parent}")
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.partial-{os.getpid()}")
+    try:
+        if path.lower().endswith(".npy"):
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=array.shape).flush()
+            da.store(array, _NpyWriter(tmp, array.shape, array.dtype), lock=False)
+        else:
+            da.to_zarr(array, tmp, component=component, overwrite=True)
+        if os.path.exists(path):
+            _remove(path)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            _remove(tmp)
+        raise
+    return path
+
+
+def _remove(path):
+    import shutil
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)

@@ -1,0 +1,209 @@
+"""``OnnxModel``: a loaded ONNX graph as a :class:`convlayers.nn.Module` that runs like an InferenceSession."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn.module import Module
+from .ops import OPS
+
+__all__ = ["OnnxModel"]
+
+# Ops whose output depends only on the *shape* of their input: with every other input constant, their whole
+# downstream chain (Gather, Concat, Reshape's target ...) is computed once per input shape and cached.
+_SHAPE_ONLY = {"Shape", "Size"}
+
+
+class OnnxModel(Module):
+    """A loaded ONNX graph.  Build one with :func:`convlayers.onnx.load`.
+
+    ``model(x)`` runs a one-input graph on an array and returns the output
+    (a tuple for several outputs); ``model.run(names, feeds)`` returns a list,
+    as ``onnxruntime.InferenceSession.run``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from onnx import TensorProto, helper
+    >>> import convlayers.onnx
+    >>> g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+    ...                       [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2])],
+    ...                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])])
+    >>> m = convlayers.onnx.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    >>> m(np.array([[-1.0, 2.0]], np.float32))
+    array([[0., 2.]], dtype=float32)
+    >>> m.inputs
+    [ValueInfo(name='x', shape=('n', 2), dtype=float32)]
+    """
+
+    def __init__(self, graph, order, last_use):
+        super().__init__()
+        self.training = False
+        object.__setattr__(self, "graph", graph)
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_last_use", last_use)
+        object.__setattr__(self, "_static", self._static_steps(order, graph.constants))
+        object.__setattr__(self, "_shape_cache", {})
+
+    # -- metadata ---------------------------------------------------------------
+
+    @property
+    def inputs(self):
+        """The graph inputs a caller feeds: name, shape (symbolic dims kept as strings), dtype."""
+        return list(self.graph.inputs)
+
+    @property
+    def outputs(self):
+        """The graph outputs: name, shape, dtype."""
+        return list(self.graph.outputs)
+
+    @property
+    def nodes(self):
+        """The nodes in run order, after the load-time rewrites."""
+        return list(self._order)
+
+    def extra_repr(self):
+        ins = ", ".join(f"{v.name}{list(v.shape) if v.shape is not None else ''}" for v in self.graph.inputs)
+        outs = ", ".join(v.name for v in self.graph.outputs)
+        return f"inputs=[{ins}], outputs=[{outs}], nodes={len(self._order)}"
+
+    def train(self, mode=True):
+        if mode:
+            raise ValueError("OnnxModel runs inference only; train(True) is not supported")
+        return self
+
+    # -- shape-only subgraph -----------------------------------------------------
+
+    @staticmethod
+    def _static_steps(order, constants):
+        static_values = set(constants)
+        steps = set()
+        for step, node in enumerate(order):
+            if node.op_type in _SHAPE_ONLY or (node.inputs and all(n == "" or n in static_values
+                                                                  for n in node.inputs)):
+                steps.add(step)
+                static_values.update(o for o in node.outputs if o)
+        return frozenset(steps)
+
+    # -- running -----------------------------------------------------------------
+
+    def _check_feeds(self, feeds):
+        if not isinstance(feeds, dict):
+            raise TypeError(f"run: feeds must be a dict {{input name: array}}, got {type(feeds).__name__}")
+        known = {v.name: v for v in self.graph.inputs}
+        unknown = [k for k in feeds if k not in known]
+        if unknown:
+            raise ValueError(f"run: unknown input name(s) {unknown}; the model's inputs are {list(known)}")
+        missing = [k for k in known if k not in feeds]
+        if missing:
+            raise ValueError(f"run: missing input(s) {missing}; the model's inputs are {list(known)}")
+        dims = {}
+        arrays = {}
+        for name, value in feeds.items():
+            if hasattr(value, "data") and not isinstance(value, np.ndarray) and isinstance(
+                    getattr(value, "data"), np.ndarray):
+                value = value.data  # a convlayers Tensor
+            if isinstance(value, np.generic):  # a NumPy scalar: a 0-d array
+                value = np.asarray(value)
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"run: input {name!r} must be a numpy.ndarray, got {type(value).__name__}")
+            info = known[name]
+            if info.dtype is not None and value.dtype != info.dtype:
+                raise TypeError(f"run: input {name!r} must have dtype {info.dtype}, got {value.dtype}")
+            if info.shape is not None:
+                if value.ndim != len(info.shape):
+                    raise ValueError(f"run: input {name!r} must be {len(info.shape)}-D with shape "
+                                     f"{_fmt(info.shape)}, got shape {value.shape}")
+                for axis, (want, got) in enumerate(zip(info.shape, value.shape)):
+                    if isinstance(want, int) and want != got:
+                        raise ValueError(f"run: input {name!r} must have shape {_fmt(info.shape)}, got "
+                                         f"{value.shape} (axis {axis}: expected {want}, got {got})")
+                    if isinstance(want, str):
+                        if dims.setdefault(want, got) != got:
+                            raise ValueError(f"run: dimension {want!r} is {dims[want]} in one input and {got} in "
+                                             f"input {name!r}")
+            arrays[name] = value
+        return arrays
+
+    def run(self, output_names, feeds, *, _trace=None):
+        """Run the graph; return the requested outputs (all for None) as a list of arrays.
+
+        Parameters
+        ----------
+        output_names : list of str or None
+        feeds : dict of str to ndarray
+            Every graph input, with its declared dtype and rank (fixed dims must match).
+        """
+        names = [v.name for v in self.graph.outputs]
+        if output_names is None:
+            output_names = names
+        else:
+            bad = [n for n in output_names if n not in names]
+            if bad:
+                raise ValueError(f"run: unknown output name(s) {bad}; the model's outputs are {names}")
+        arrays = self._check_feeds(feeds)
+        env = dict(self.graph.constants)
+        env.update(arrays)
+        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(arrays.items()))
+        cached = self._shape_cache.get(key)
+        record = cached is None and bool(self._static)
+        if _trace is not None:
+            cached, record = None, False
+        if cached:
+            env.update(cached)
+        fresh = {}
+        last_use = self._last_use
+        for step, node in enumerate(self._order):
+            if cached is not None and step in self._static:
+                continue
+            args = [env[n] if n else None for n in node.inputs]
+            while args and args[-1] is None:
+                args.pop()
+            try:
+                result = OPS[node.op_type][0](node, *args)
+            except (ValueError, TypeError) as exc:
+                if node.label() in str(exc):
+                    raise
+                raise type(exc)(f"{node.op_type} node {node.label()!r}: {exc}") from exc
+            except Exception as exc:
+                raise RuntimeError(f"{node.op_type} node {node.label()!r} failed: {type(exc).__name__}: {exc}") \
+                    from exc
+            if not isinstance(result, tuple):
+                result = (result,)
+            if _trace is not None:
+                _trace(node, args, result)
+            for name, value in zip(node.outputs, result):
+                if name:
+                    env[name] = value
+                    if record and step in self._static:
+                        fresh[name] = value
+            for name in node.inputs:
+                if name and last_use.get(name) == step and name not in self.graph.constants \
+                        and name not in fresh:
+                    env.pop(name, None)
+        if record:
+            if len(self._shape_cache) > 16:
+                self._shape_cache.clear()
+            self._shape_cache[key] = fresh
+        out = []
+        for n in output_names:
+            v = env[n]
+            if n in self.graph.constants or n in fresh or n in arrays:
+                v = np.array(v, copy=True)
+            out.append(v)
+        return out
+
+    def forward(self, *args):
+        if len(args) != len(self.graph.inputs):
+            raise ValueError(f"expected {len(self.graph.inputs)} input array(s) "
+                             f"({[v.name for v in self.graph.inputs]}), got {len(args)}; "
+                             "use run(None, {name: array}) to pass them by name")
+        outs = self.run(None, {v.name: a for v, a in zip(self.graph.inputs, args)})
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+
+def _fmt(shape):
+    return "(" + ", ".join(str(d) if d is not None else "?" for d in shape) + ")"

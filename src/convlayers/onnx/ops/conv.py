@@ -1,0 +1,153 @@
+"""Conv and ConvTranspose: ONNX's padding rules mapped onto ``convlayers.functional``'s convolutions.
+
+ONNX allows asymmetric padding (``pads = [begin..., end...]``) and
+``auto_pad``; the functional ops take one padding per axis.  Symmetric
+padding goes straight through; anything else is an explicit zero
+:func:`~convlayers.functional.pad` first (or, for the transposed
+convolution, a crop/extension of its unpadded output).  1-D convolutions run
+as 2-D ones over a height-1 image when no ``conv1d`` exists.  A Conv that the
+optimizer fused with a following BatchNormalization and/or Relu/Clip carries
+``_scale``/``_shift``/``_lo``/``_hi`` and runs as one
+:func:`~convlayers.functional.conv.conv2d_affine` pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import functional as F
+from ...functional import conv as _conv
+from ._registry import has_functional, int_list, register
+
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def resolve_pads(node, spatial, kernel, strides, dilations):
+    """ONNX ``pads`` as ``[begin..., end...]`` after ``auto_pad``."""
+    nd = len(spatial)
+    auto = node.attr("auto_pad", "NOTSET") or "NOTSET"
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begins, ends = [], []
+        for i in range(nd):
+            out = -(-spatial[i] // strides[i])
+            total = max((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatial[i], 0)
+            begin = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            begins.append(begin)
+            ends.append(total - begin)
+        return begins + ends
+    if auto == "VALID":
+        return [0] * (2 * nd)
+    pads = node.attr("pads")
+    return [0] * (2 * nd) if pads is None else [int(p) for p in pads]
+
+
+def torch_pad(begins, ends):
+    """``[begin...], [end...]`` (leading axis first) as ``F.pad``'s ``(last_begin, last_end, ...)``."""
+    out = []
+    for b, e in zip(reversed(begins), reversed(ends)):
+        out += [int(b), int(e)]
+    return tuple(out)
+
+
+def _check_conv(node, constants):
+    auto = node.attr("auto_pad", "NOTSET") or "NOTSET"
+    if auto not in _AUTO_PADS:
+        return f"auto_pad={auto!r}"
+    w = constants.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    if w is not None:
+        nd = w.ndim - 2
+        need = {1: "conv2d", 2: "conv2d", 3: "conv3d"}.get(nd)
+        if node.op_type == "ConvTranspose":
+            need = {1: "conv_transpose2d", 2: "conv_transpose2d", 3: "conv_transpose3d"}.get(nd)
+        if need is None or not has_functional(need):
+            return f"{nd}-D kernels (convlayers.functional has no {need or 'such op'})"
+    return None
+
+
+def _geometry(node, x, w):
+    nd = x.ndim - 2
+    kernel = list(w.shape[2:])
+    strides = int_list(node.attr("strides", [1] * nd))
+    dilations = int_list(node.attr("dilations", [1] * nd))
+    return nd, kernel, strides, dilations
+
+
+@register("Conv", since=1, check=_check_conv)
+def conv(node, x, w, b=None):
+    if x.ndim < 3 or w.ndim != x.ndim:
+        raise ValueError(f"Conv {node.label()!r}: input and weight must have the same rank >= 3, "
+                         f"got {x.shape} and {w.shape}")
+    x0 = x
+    nd, kernel, strides, dilations = _geometry(node, x, w)
+    group = int(node.attr("group", 1))
+    pads = resolve_pads(node, x.shape[2:], kernel, strides, dilations)
+    begins, ends = pads[:nd], pads[nd:]
+    if begins != ends:
+        x = F.pad(x, torch_pad(begins, ends))
+        begins = [0] * nd
+    squeeze = False
+    fused = "_scale" in node.attrs
+    if nd == 1 and (fused or not has_functional("conv1d")):
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        strides, dilations, begins, nd, squeeze = [1] + strides, [1] + dilations, [0] + begins, 2, True
+    if fused:
+        y = _conv.conv2d_affine(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group, "zeros",
+                                node.attrs["_scale"], node.attrs["_shift"], node.attrs["_lo"], node.attrs["_hi"])
+    else:
+        fn = {1: getattr(F, "conv1d", None), 2: F.conv2d, 3: getattr(F, "conv3d", None)}.get(nd)
+        if fn is None:
+            raise ValueError(f"Conv {node.label()!r}: {nd}-D convolution is not available")
+        y = fn(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group)
+    y = y[:, :, 0, :] if squeeze else y
+    return y if y.dtype == x0.dtype or x0.dtype.kind != "f" else y.astype(x0.dtype)
+
+
+@register("ConvTranspose", since=1, check=_check_conv)
+def conv_transpose(node, x, w, b=None):
+    if x.ndim < 3 or w.ndim != x.ndim:
+        raise ValueError(f"ConvTranspose {node.label()!r}: input and weight must have the same rank >= 3, "
+                         f"got {x.shape} and {w.shape}")
+    x0 = x
+    nd, kernel, strides, dilations = _geometry(node, x, w)
+    group = int(node.attr("group", 1))
+    spatial = x.shape[2:]
+    out_pad = int_list(node.attr("output_padding", [0] * nd))
+    full = [strides[i] * (spatial[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1 for i in range(nd)]
+    output_shape = node.attr("output_shape")
+    auto = node.attr("auto_pad", "NOTSET") or "NOTSET"
+    if output_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER"):
+        target = int_list(output_shape)[-nd:] if output_shape is not None else \
+            [spatial[i] * strides[i] for i in range(nd)]
+        total = [full[i] - target[i] for i in range(nd)]
+        # a target larger than the full output extends it at the end (as output_padding would)
+        small = [int(t / 2) if t > 0 else 0 for t in total]  # C division: toward zero
+        if auto == "SAME_UPPER":
+            begins = small
+        else:
+            begins = [max(t, 0) - h for t, h in zip(total, small)]
+        ends = [total[i] - begins[i] for i in range(nd)]
+    elif auto == "VALID":
+        begins, ends = [0] * nd, [0] * nd
+    else:
+        pads = int_list(node.attr("pads", [0] * (2 * nd)))
+        begins, ends = pads[:nd], pads[nd:]
+    squeeze = False
+    if nd == 1:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        strides, dilations, out_pad, begins, ends = [1] + strides, [1] + dilations, [0] + out_pad, [0] + begins, \
+            [0] + ends
+        nd, squeeze = 2, True
+    fn = {2: F.conv_transpose2d, 3: getattr(F, "conv_transpose3d", None)}.get(nd)
+    if fn is None:
+        raise ValueError(f"ConvTranspose {node.label()!r}: {nd}-D transposed convolution is not available")
+    simple = begins == ends and all(p >= 0 for p in begins) and \
+        all(o < max(s, d) for o, s, d in zip(out_pad, strides, dilations))
+    if simple:
+        y = fn(x, w, b, tuple(strides), tuple(begins), tuple(out_pad), group, tuple(dilations))
+    else:
+        y = fn(x, w, None, tuple(strides), 0, 0, group, tuple(dilations))
+        y = F.pad(y, torch_pad([-p for p in begins], [o - e for o, e in zip(out_pad, ends)]))
+        if b is not None:
+            y = y + b.reshape(-1, *[1] * nd).astype(y.dtype, copy=False)
+    y = y[:, :, 0, :] if squeeze else y
+    return y if y.dtype == x0.dtype or x0.dtype.kind != "f" else y.astype(x0.dtype)

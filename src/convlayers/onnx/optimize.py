@@ -1,0 +1,171 @@
+"""Load-time graph rewrites: constant folding, Conv+BatchNormalization folding, activation fusion, pre-packing.
+
+All of them run once, in :func:`convlayers.onnx.load`, on the topologically
+ordered node list:
+
+* **constant folding** — a node whose inputs are all initializers (or
+  folded values) is run now and replaced by its outputs (exporters emit
+  ``Shape → Gather → Unsqueeze → Concat`` chains over constants, and
+  Constant nodes everywhere);
+* **Conv → BatchNormalization** — evaluation-mode batch norm is a per-channel
+  ``y·scale + shift``; the Conv node takes it as its epilogue and the BN
+  node goes.  The weights are not rescaled: the convolution's products are
+  the unfused ones, and the map is applied to each output tile while it is
+  in cache (``functional.conv.conv2d_affine``, the same path as
+  ``nn.fusion``);
+* **activation fusion** — a Relu, or a Clip with constant bounds (ReLU6),
+  right after a Conv becomes the epilogue's clamp;
+* **pre-packing** — weights made contiguous in the compute dtype once, and a
+  Gemm's ``B`` stored transposed when that turns it into ``F.linear``'s
+  ``x·Wᵀ`` form.
+
+A fusion only happens when the intermediate value has no other reader and is
+not a graph output, so every value a caller can observe is unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..functional import norm as _norm
+from .ops import OPS
+
+__all__ = ["optimize"]
+
+# Ops never folded: their output is not a function of their inputs alone.
+_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+                     "Bernoulli", "Dropout"}
+# Folding must not turn a small graph into a huge constant table (ConstantOfShape / Expand / Tile of big shapes).
+_FOLD_MAX_ELEMENTS = 1 << 22
+
+
+def _consumers(nodes, outputs):
+    readers = {}
+    for i, node in enumerate(nodes):
+        for name in node.inputs:
+            if name:
+                readers.setdefault(name, []).append(i)
+    for name in outputs:
+        readers.setdefault(name, []).append(-1)
+    return readers
+
+
+def fold_constants(nodes, constants):
+    """Run the nodes whose inputs are all constants; return the remaining nodes."""
+    kept = []
+    for node in nodes:
+        if node.op_type in _NONDETERMINISTIC or not all(n == "" or n in constants for n in node.inputs):
+            kept.append(node)
+            continue
+        fn = OPS[node.op_type][0]
+        args = [constants[n] if n else None for n in node.inputs]
+        result = fn(node, *args)
+        result = result if isinstance(result, tuple) else (result,)
+        if sum(np.asarray(r).size for r in result) > _FOLD_MAX_ELEMENTS:
+            kept.append(node)
+            continue
+        for name, value in zip(node.outputs, result):
+            if name:
+                constants[name] = np.asarray(value)
+    return kept
+
+
+def _is_float_const(constants, name):
+    return name in constants and constants[name].dtype.kind == "f"
+
+
+def _clamp_bounds(node, constants):
+    """``(lo, hi)`` of a Relu or a constant-bound Clip, else None."""
+    if node.op_type == "Relu":
+        return 0.0, np.inf
+    if node.op_type != "Clip":
+        return None
+    if node.opset < 11:
+        return float(node.attr("min", -np.inf)), float(node.attr("max", np.inf))
+    bounds = []
+    for i, default in ((1, -np.inf), (2, np.inf)):
+        name = node.inputs[i] if len(node.inputs) > i else ""
+        if not name:
+            bounds.append(default)
+        elif name in constants and constants[name].size == 1:
+            bounds.append(float(constants[name].reshape(())))
+        else:
+            return None
+    return tuple(bounds)
+
+
+def fuse(nodes, constants, outputs):
+    """Fold BatchNormalization and Relu/Clip into the Conv nodes before them; return the new node list."""
+    nodes = list(nodes)
+    changed = True
+    while changed:
+        changed = False
+        readers = _consumers(nodes, outputs)
+        producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
+        for j, nxt in enumerate(nodes):
+            if not nxt.inputs or nxt.inputs[0] not in producer:
+                continue
+            i = producer[nxt.inputs[0]]
+            conv = nodes[i]
+            if conv.op_type != "Conv" or len(conv.inputs) < 2 or not _is_float_const(constants, conv.inputs[1]):
+                continue
+            if constants[conv.inputs[1]].ndim not in (3, 4) or readers.get(conv.outputs[0]) != [j]:
+                continue
+            cout = constants[conv.inputs[1]].shape[0]
+            dtype = constants[conv.inputs[1]].dtype
+            if nxt.op_type == "BatchNormalization" and "_scale" not in conv.attrs and "_lo" not in conv.attrs:
+                params = nxt.inputs[1:5]
+                if len(params) < 4 or not all(_is_float_const(constants, p) for p in params) \
+                        or any(constants[p].shape != (cout,) for p in params) \
+                        or len([o for o in nxt.outputs if o]) != 1 or OPS["BatchNormalization"][2](nxt, constants):
+                    continue
+                g, b, mean, var = (constants[p] for p in params)
+                scale, shift = _norm.eval_scale_shift(mean, var, g, b, float(nxt.attr("epsilon", 1e-5)), dtype)
+                conv.attrs.update(_scale=scale, _shift=shift, _lo=-np.inf, _hi=np.inf)
+            elif _clamp_bounds(nxt, constants) is not None and conv.attrs.get("_lo", -np.inf) == -np.inf \
+                    and conv.attrs.get("_hi", np.inf) == np.inf:
+                lo, hi = _clamp_bounds(nxt, constants)
+                if "_scale" not in conv.attrs:
+                    conv.attrs.update(_scale=np.ones(cout, dtype), _shift=np.zeros(cout, dtype))
+                conv.attrs.update(_lo=lo, _hi=hi)
+            else:
+                continue
+            conv.attrs.setdefault("_fused", []).append(nxt.op_type)
+            conv.outputs = [nxt.outputs[0]]
+            del nodes[j]
+            changed = True
+            break
+    return nodes
+
+
+def prepack(nodes, constants):
+    """Contiguous weights, and Gemm's constant B stored transposed when that makes it ``x·Wᵀ``."""
+    for node in nodes:
+        if node.op_type in ("Conv", "ConvTranspose", "MatMul") and len(node.inputs) > 1 \
+                and node.inputs[1] in constants:
+            constants[node.inputs[1]] = np.ascontiguousarray(constants[node.inputs[1]])
+        if node.op_type == "Gemm" and len(node.inputs) > 1 and node.inputs[1] in constants \
+                and not int(node.attr("transB", 0)) and constants[node.inputs[1]].ndim == 2:
+            node.attrs["_bt"] = np.ascontiguousarray(constants[node.inputs[1]].T)
+    return nodes
+
+
+def prune(nodes, outputs):
+    """Drop the nodes no graph output depends on."""
+    needed = set(outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.outputs if o):
+            kept.append(node)
+            needed.update(n for n in node.inputs if n)
+    return kept[::-1]
+
+
+def optimize(nodes, constants, outputs, level=1):
+    """All rewrites in order (``level=0``: none, the graph as written)."""
+    if level <= 0:
+        return list(nodes)
+    nodes = fold_constants(nodes, constants)
+    nodes = fuse(nodes, constants, outputs)
+    nodes = prepack(nodes, constants)
+    return prune(nodes, outputs)

@@ -1,0 +1,136 @@
+"""Thread-stress driver, run in a subprocess by tests/test_kernels_threading.py (an abort must not kill pytest).
+
+Every parallel kernel is reached through a public op, with every size threshold
+lowered so that even small inputs launch the parallel build.  ``THREADS``
+threads then call the ops in shuffled order for ``SECONDS`` and compare each
+result with the single-threaded one.  Prints one JSON line: calls, seconds,
+threads, numba's layer and the kernels that ran.
+
+Usage: python tests/_thread_stress.py THREADS SECONDS
+"""
+
+import json
+import random
+import sys
+import threading
+import time
+
+import numpy as np
+
+import convlayers.functional as F
+from convlayers.functional import conv as _conv
+from convlayers.functional import norm as _norm
+from convlayers import _kernels, filters
+from convlayers._kernels import KernelPair
+from convlayers.functional import _threads
+
+threads, seconds = int(sys.argv[1]), float(sys.argv[2])
+
+# every size threshold off: small inputs launch the parallel builds
+KernelPair.for_work = lambda self, work, minimum=0: self
+_threads._SPLIT_MIN_MACS = 0
+filters._BLOCK_MACS = 1
+seen = set()
+_call = KernelPair.__call__
+
+
+def counting_call(self, *args):
+    seen.add(self.parallel.py_func.__qualname__)
+    return _call(self, *args)
+
+
+KernelPair.__call__ = counting_call
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((4, 8, 24, 24))
+x_wide = rng.standard_normal((1, 6, 9, 81))  # one sample: one tile, so the conv runs its parallel kernels
+w3 = rng.standard_normal((8, 8, 3, 3))
+w_dw = rng.standard_normal((8, 1, 3, 3))
+w_s = rng.standard_normal((5, 6, 3, 3))
+rm, rv = rng.standard_normal(8), rng.random(8) + 0.5
+gamma, beta = rng.standard_normal(8), rng.standard_normal(8)
+img = rng.standard_normal((70, 90))
+box = np.ones((5, 5)) / 25
+rank2 = rng.standard_normal((4, 4))
+idx = F.max_pool2d(x, 2, return_indices=True)[1]
+
+
+def bn_train():
+    y, saved = _norm.batch_norm_forward(x, rm.copy(), rv.copy(), gamma, beta, training=True)
+    return (y,) + tuple(g for g in _norm.batch_norm_train_backward(np.ones_like(y), saved) if g is not None)
+
+
+def correlate_valid():  # compiled but not reached by convlayers.filters today: called directly
+    out = np.empty((67, 87))
+    _kernels.filters.correlate_valid(img, rank2, out)
+    return out
+
+
+OPS = {
+    "max_pool2d": lambda: F.max_pool2d(x, 3, 2, 1),
+    "max_pool2d indices": lambda: F.max_pool2d(x, 2, return_indices=True),
+    "max_pool2d backward": lambda: F.max_pool2d_backward(np.ones((4, 8, 12, 12)), idx, x.shape),
+    "avg_pool2d": lambda: F.avg_pool2d(x, 3, 2, 1),
+    "avg_pool2d backward": lambda: F.avg_pool2d_backward(np.ones((4, 8, 12, 12)), x.shape, 3, 2, 1),
+    "adaptive_avg_pool2d": lambda: F.adaptive_avg_pool2d(x, 5),
+    "adaptive_avg_pool2d backward": lambda: F.adaptive_avg_pool2d_backward(np.ones((4, 8, 5, 5)), x.shape),
+    "adaptive_max_pool2d": lambda: F.adaptive_max_pool2d(x, 5, return_indices=True),
+    "batch_norm eval": lambda: F.batch_norm(x, rm, rv, gamma, beta),
+    "batch_norm train": bn_train,
+    "relu backward": lambda: F.relu_backward(x, x),
+    "relu6 backward": lambda: F.relu6_backward(x, x),
+    "conv2d": lambda: F.conv2d(x, w3, padding=1),
+    "conv2d strided": lambda: F.conv2d(x_wide, w_s, stride=(1, 2), padding=1),
+    "conv2d backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w3, padding=1),
+    "conv2d backward 1 sample": lambda: F.conv2d_backward(np.ones((1, 5, 5, 41)), x_wide, w_s, stride=2,
+                                                           padding=1),
+    "conv2d_affine": lambda: _conv.conv2d_affine(x[:1, :, :12, :12], w3, None, 1, 1, 1, 1, "zeros", gamma, beta,
+                                                 0.0, 6.0),
+    "depthwise": lambda: F.conv2d(x, w_dw, padding=1, groups=8),
+    "depthwise backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w_dw, padding=1, groups=8),
+    "filters separable": lambda: filters.correlate2d(img, box, mode="same", boundary="symm"),
+    "filters fft/direct": lambda: filters.correlate2d(img, rank2, mode="same", boundary="wrap"),
+    "filters valid": lambda: filters.correlate2d(img, rank2, mode="valid"),
+    "correlate_valid kernel": correlate_valid,
+}
+
+
+def results(op):
+    out = OPS[op]()
+    return out if isinstance(out, tuple) else (out,)
+
+
+want = {op: results(op) for op in OPS}
+errors, calls = [], [0] * threads
+stop = time.monotonic() + seconds
+
+
+def worker(i):
+    order = list(OPS)
+    r = random.Random(i)
+    try:
+        while time.monotonic() < stop:
+            r.shuffle(order)
+            for op in order:
+                for got, exp in zip(results(op), want[op]):
+                    if got is not None and not np.allclose(got, exp, rtol=1e-10, atol=1e-10, equal_nan=True):
+                        errors.append(f"thread {i}: {op} differs from the single-threaded result")
+                calls[i] += 1
+    except Exception as exc:  # noqa: BLE001  (reported to the test)
+        errors.append(f"thread {i}: {type(exc).__name__}: {exc}")
+
+
+t0 = time.monotonic()
+pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+for t in pool:
+    t.start()
+for t in pool:
+    t.join()
+pairs = sorted(getattr(v, "parallel").py_func.__qualname__ for m in (_kernels.conv, _kernels.norm, _kernels.pool,
+               _kernels.activation, _kernels.filters) for v in vars(m).values() if isinstance(v, KernelPair))
+import numba  # noqa: E402
+
+pairs.remove("im2col")  # only its serial build is ever called (on worker threads)
+print(json.dumps({"threads": threads, "seconds": round(time.monotonic() - t0, 2), "calls": sum(calls),
+                  "layer": numba.threading_layer(), "kernels": sorted(seen), "all_kernels": pairs,
+                  "errors": errors[:10]}))
