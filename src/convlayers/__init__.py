@@ -28,7 +28,9 @@ _LAZY = {
         "ge", "permute", "transpose", "squeeze", "unsqueeze", "reshape")},
 }
 
-__all__ = ["conv_output_size", "manual_seed", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]
+# ``from convlayers import *`` must not shadow the builtins max/min/abs (use convlayers.max etc.).
+__all__ = ["conv_output_size", "manual_seed", "__version__", *sorted(_SUBMODULES),
+           *sorted(set(_LAZY) - {"max", "min", "abs"})]
 
 
 def manual_seed(seed: int) -> None:
