@@ -326,6 +326,59 @@ class ModuleCase:
         got = module(*self.forward_args, **self.forward_kwargs)
         _compare(got, self.expected, self.dtype, rtol)
 
+    def check_grad(self, cls, rtol=None, training=False, seed=0, wrt=None):
+        """Backpropagate one seeded upstream gradient through the convlayers module and PyTorch's (same
+        state, the case's dtype); compare the gradients of the floating forward arguments (those listed in
+        ``wrt``, positions or keyword names; all by default) and of every parameter.  Returns the number of
+        gradients compared."""
+        from convlayers.autograd import Tensor
+
+        module = self.build(cls)
+        if any(True for _ in module.parameters()):
+            module.to(self.dtype)
+        module.train(training)
+        info = moduleinfo(self.cls_name)
+        ref = info.module_cls(*_to_torch(self.constructor_args), **_to_torch(self.constructor_kwargs))
+        ref = ref.to(TORCH_DTYPES[np.dtype(self.dtype)])
+        ref.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_dict.items()})
+        ref.train(training)
+        names = [i for i, a in enumerate(self.forward_args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        names += [k for k, a in self.forward_kwargs.items() if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        if wrt is not None:
+            names = [n for n in names if n in wrt]
+        t_in = {n: torch.tensor((self.forward_args[n] if isinstance(n, int) else self.forward_kwargs[n]),
+                                requires_grad=True) for n in names}
+        c_in = {n: Tensor(np.array(self.forward_args[n] if isinstance(n, int) else self.forward_kwargs[n]),
+                          requires_grad=True) for n in names}
+
+        def call(m, leaves, conv):
+            args = [leaves.get(i, conv(a)) for i, a in enumerate(self.forward_args)]
+            kwargs = {k: leaves.get(k, conv(a)) for k, a in self.forward_kwargs.items()}
+            return m(*args, **kwargs)
+
+        t_out = call(ref, t_in, _to_torch)
+        c_out = call(module, c_in, lambda a: Tensor(a) if isinstance(a, np.ndarray) else a)
+        t_outs = [o for o in (t_out if isinstance(t_out, (tuple, list)) else (t_out,)) if o.is_floating_point()]
+        c_outs = [o for o in (c_out if isinstance(c_out, (tuple, list)) else (c_out,)) if o.dtype.kind == "f"]
+        rng = np.random.default_rng(seed + self.index)
+        ups = [rng.standard_normal(o.shape).astype(self.dtype) for o in t_outs]
+        t_params = dict(ref.named_parameters())
+        leaves = list(t_in.values()) + list(t_params.values())
+        t_grads = torch.autograd.grad(t_outs, leaves, [torch.from_numpy(u) for u in ups], allow_unused=True)
+        total = None
+        for o, u in zip(c_outs, ups):
+            if o.requires_grad:
+                term = (o * Tensor(u)).sum()
+                total = term if total is None else total + term
+        if total is not None:
+            total.backward()
+        c_params = dict(module.named_parameters())
+        got = [c_in[n].grad for n in names] + [c_params[k].grad for k in t_params]
+        for g, e, leaf in zip(got, t_grads, leaves):
+            e = np.zeros(tuple(leaf.shape), self.dtype) if e is None else e.numpy()
+            assert_close(np.zeros_like(e) if g is None else g, e, dtype=self.dtype, rtol=rtol)
+        return len(got)
+
 
 def module_cases(cls_name: str, dtypes=(np.float32, np.float64), training=False):
     """Every ModuleInfo input of ``torch.nn.<cls_name>``, run through PyTorch once (eval unless ``training``)."""

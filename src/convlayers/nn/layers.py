@@ -219,8 +219,8 @@ class ReLU(_Activation):
     array([0., 2.])
     """
 
-    def forward(self, x):
-        return F.relu(x)
+    def forward(self, input):
+        return F.relu(input)
 
 
 class ReLU6(_Activation):
@@ -243,8 +243,8 @@ class ReLU6(_Activation):
     array([0., 2., 6.])
     """
 
-    def forward(self, x):
-        return F.relu6(x)
+    def forward(self, input):
+        return F.relu6(input)
 
 
 class Flatten(Module):
@@ -279,15 +279,15 @@ class Flatten(Module):
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
-    def forward(self, x):
-        ndim = len(x.shape)
+    def forward(self, input):
+        ndim = len(input.shape)
         start = self.start_dim % ndim if -ndim <= self.start_dim < ndim else None
         end = self.end_dim % ndim if -ndim <= self.end_dim < ndim else None
         if start is None or end is None or start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim}, end_dim={self.end_dim} do not fit "
-                             f"an input of shape {tuple(x.shape)}")
-        shape = tuple(x.shape)
-        return x.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
+                             f"an input of shape {tuple(input.shape)}")
+        shape = tuple(input.shape)
+        return input.reshape(shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
 
 
 class Linear(Module):
@@ -346,12 +346,12 @@ class Linear(Module):
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
-    def forward(self, x):
-        shape = getattr(x, "shape", None)
+    def forward(self, input):
+        shape = getattr(input, "shape", None)
         if shape is None or len(shape) == 0 or shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input with last dimension {self.in_features}, "
                              f"got shape {None if shape is None else tuple(shape)}")
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(input, self.weight, self.bias)
 
 
 class Dropout(Module):
@@ -387,10 +387,10 @@ class Dropout(Module):
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
 
-    def forward(self, x):
+    def forward(self, input):
         if not self.training or self.p == 0:
-            return x
-        return F.dropout(x, self.p, training=True)
+            return input
+        return F.dropout(input, self.p, training=True)
 
 
 class Identity(Module):
@@ -407,5 +407,5 @@ class Identity(Module):
     def __init__(self, *args, **kwargs):
         super().__init__()
 
-    def forward(self, x):
-        return x
+    def forward(self, input):
+        return input
