@@ -235,13 +235,19 @@ def _compare(got, expected, dtype, rtol):
         assert_close(got, expected, dtype=dtype, rtol=rtol)
 
 
-def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), requires_grad=False):
-    """Every OpInfo sample of ``name`` for each dtype, with PyTorch's output computed once."""
+def op_samples(name: str, variant: str = "", dtypes=(np.float32, np.float64), requires_grad=False, every=1):
+    """Every OpInfo sample of ``name`` for each dtype, with PyTorch's output computed once.
+
+    ``every=k`` keeps samples 0, k, 2k, ... (for ops with a thousand samples, whose
+    conversion alone takes minutes on a loaded machine).
+    """
     op = opinfo(name, variant)
     cases = []
     for dtype in dtypes:
         torch.manual_seed(0)
         for i, s in enumerate(op.sample_inputs("cpu", TORCH_DTYPES[np.dtype(dtype)], requires_grad=requires_grad)):
+            if i % every:
+                continue
             with torch.no_grad():
                 expected = op.op(s.input, *s.args, **s.kwargs)
             cases.append(Case(name, i, np.dtype(dtype), to_numpy(s.input), to_numpy(tuple(s.args)),
@@ -319,6 +325,59 @@ class ModuleCase:
         module.train(training)
         got = module(*self.forward_args, **self.forward_kwargs)
         _compare(got, self.expected, self.dtype, rtol)
+
+    def check_grad(self, cls, rtol=None, training=False, seed=0, wrt=None):
+        """Backpropagate one seeded upstream gradient through the convlayers module and PyTorch's (same
+        state, the case's dtype); compare the gradients of the floating forward arguments (those listed in
+        ``wrt``, positions or keyword names; all by default) and of every parameter.  Returns the number of
+        gradients compared."""
+        from convlayers.autograd import Tensor
+
+        module = self.build(cls)
+        if any(True for _ in module.parameters()):
+            module.to(self.dtype)
+        module.train(training)
+        info = moduleinfo(self.cls_name)
+        ref = info.module_cls(*_to_torch(self.constructor_args), **_to_torch(self.constructor_kwargs))
+        ref = ref.to(TORCH_DTYPES[np.dtype(self.dtype)])
+        ref.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_dict.items()})
+        ref.train(training)
+        names = [i for i, a in enumerate(self.forward_args) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        names += [k for k, a in self.forward_kwargs.items() if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        if wrt is not None:
+            names = [n for n in names if n in wrt]
+        t_in = {n: torch.tensor((self.forward_args[n] if isinstance(n, int) else self.forward_kwargs[n]),
+                                requires_grad=True) for n in names}
+        c_in = {n: Tensor(np.array(self.forward_args[n] if isinstance(n, int) else self.forward_kwargs[n]),
+                          requires_grad=True) for n in names}
+
+        def call(m, leaves, conv):
+            args = [leaves.get(i, conv(a)) for i, a in enumerate(self.forward_args)]
+            kwargs = {k: leaves.get(k, conv(a)) for k, a in self.forward_kwargs.items()}
+            return m(*args, **kwargs)
+
+        t_out = call(ref, t_in, _to_torch)
+        c_out = call(module, c_in, lambda a: Tensor(a) if isinstance(a, np.ndarray) else a)
+        t_outs = [o for o in (t_out if isinstance(t_out, (tuple, list)) else (t_out,)) if o.is_floating_point()]
+        c_outs = [o for o in (c_out if isinstance(c_out, (tuple, list)) else (c_out,)) if o.dtype.kind == "f"]
+        rng = np.random.default_rng(seed + self.index)
+        ups = [rng.standard_normal(o.shape).astype(self.dtype) for o in t_outs]
+        t_params = dict(ref.named_parameters())
+        leaves = list(t_in.values()) + list(t_params.values())
+        t_grads = torch.autograd.grad(t_outs, leaves, [torch.from_numpy(u) for u in ups], allow_unused=True)
+        total = None
+        for o, u in zip(c_outs, ups):
+            if o.requires_grad:
+                term = (o * Tensor(u)).sum()
+                total = term if total is None else total + term
+        if total is not None:
+            total.backward()
+        c_params = dict(module.named_parameters())
+        got = [c_in[n].grad for n in names] + [c_params[k].grad for k in t_params]
+        for g, e, leaf in zip(got, t_grads, leaves):
+            e = np.zeros(tuple(leaf.shape), self.dtype) if e is None else e.numpy()
+            assert_close(np.zeros_like(e) if g is None else g, e, dtype=self.dtype, rtol=rtol)
+        return len(got)
 
 
 def module_cases(cls_name: str, dtypes=(np.float32, np.float64), training=False):

@@ -9,7 +9,9 @@ threads, numba's layer and the kernels that ran.
 Usage: python tests/_thread_stress.py THREADS SECONDS
 """
 
+import importlib
 import json
+import pkgutil
 import random
 import sys
 import threading
@@ -20,6 +22,9 @@ import numpy as np
 import convlayers.functional as F
 from convlayers.functional import conv as _conv
 from convlayers.functional import norm as _norm
+from convlayers.functional import normalization as _normalization
+from convlayers.functional import pointwise as _pointwise
+from convlayers.functional import resample as _resample
 from convlayers import _kernels, filters
 from convlayers._kernels import KernelPair
 from convlayers.functional import _threads
@@ -66,6 +71,11 @@ def correlate_valid():  # compiled but not reached by convlayers.filters today: 
     return out
 
 
+def interpolate_backward():
+    tables = _resample.interpolate_tables(x, scale_factor=2, mode="bilinear")
+    return _resample.interpolate_backward(np.ones((4, 8, 48, 48)), x.shape, tables)
+
+
 OPS = {
     "max_pool2d": lambda: F.max_pool2d(x, 3, 2, 1),
     "max_pool2d indices": lambda: F.max_pool2d(x, 2, return_indices=True),
@@ -77,6 +87,12 @@ OPS = {
     "adaptive_max_pool2d": lambda: F.adaptive_max_pool2d(x, 5, return_indices=True),
     "batch_norm eval": lambda: F.batch_norm(x, rm, rv, gamma, beta),
     "batch_norm train": bn_train,
+    "group_norm": lambda: _normalization.group_norm(x, 4, gamma, beta),
+    "layer_norm": lambda: _normalization.layer_norm(x, (24,)),
+    "interpolate": lambda: _resample.interpolate(x, scale_factor=2, mode="bilinear"),
+    "interpolate backward": interpolate_backward,
+    "gelu": lambda: _pointwise.gelu(x),
+    "gelu backward": lambda: _pointwise._d_gelu(x, x, None, {"approximate": "none"}),
     "relu backward": lambda: F.relu_backward(x, x),
     "relu6 backward": lambda: F.relu6_backward(x, x),
     "conv2d": lambda: F.conv2d(x, w3, padding=1),
@@ -126,8 +142,8 @@ for t in pool:
     t.start()
 for t in pool:
     t.join()
-pairs = sorted(getattr(v, "parallel").py_func.__qualname__ for m in (_kernels.conv, _kernels.norm, _kernels.pool,
-               _kernels.activation, _kernels.filters) for v in vars(m).values() if isinstance(v, KernelPair))
+modules = [importlib.import_module(f"convlayers._kernels.{m.name}") for m in pkgutil.iter_modules(_kernels.__path__)]
+pairs = sorted({v.parallel.py_func.__qualname__ for m in modules for v in vars(m).values() if isinstance(v, KernelPair)})
 import numba  # noqa: E402
 
 pairs.remove("im2col")  # only its serial build is ever called (on worker threads)

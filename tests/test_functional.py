@@ -601,7 +601,7 @@ BAD_OTHER = [
     ("pool dilation zero", lambda: F.max_pool2d(X, 2, dilation=0), ValueError, "dilation"),
     ("pool rank 2", lambda: F.avg_pool2d(np.zeros((4, 4)), 2), ValueError, "3-D"),
     ("divisor zero", lambda: F.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override"),
-    ("adaptive size zero", lambda: F.adaptive_avg_pool2d(X, 0), ValueError, "output_size"),
+    ("adaptive size negative", lambda: F.adaptive_avg_pool2d(X, -1), ValueError, "output_size"),
     ("adaptive size type", lambda: F.adaptive_max_pool2d(X, "2"), TypeError, "output_size"),
     ("pad odd length", lambda: F.pad(X, (1, 2, 3)), ValueError, "even"),
     ("pad unknown mode", lambda: F.pad(X, (1, 1), mode="mirror"), ValueError, "mode"),

@@ -319,7 +319,7 @@ def test_assigning_wrong_types_is_refused():
     (lambda: nn.ConvTranspose2d(1, 1, 3, padding_mode="reflect"), "padding_mode"),
     (lambda: nn.MaxPool2d(2, padding=2), "padding"),
     (lambda: nn.AvgPool2d(3, padding=2), "padding"),
-    (lambda: nn.AdaptiveAvgPool2d(0), "output_size"),
+    (lambda: nn.AdaptiveAvgPool2d(-1), "output_size"),
     (lambda: nn.BatchNorm2d(3, momentum=2), "momentum"),
     (lambda: nn.BatchNorm2d(3, eps=0), "eps"),
     (lambda: nn.Linear(0, 3), "in_features"),
@@ -333,10 +333,10 @@ def test_bad_layer_arguments_raise_before_work(make, match):
 
 @pytest.mark.parametrize("layer, shape, match", [
     (nn.Conv2d(3, 4, 3), (1, 2, 8, 8), "3 channels, got 2"),
-    (nn.Conv2d(3, 4, 3), (3, 8, 8), "expected 4D input"),
+    (nn.Conv2d(3, 4, 3), (8, 8), "expected 3-D \\(unbatched\\) or 4-D"),  # (C, H, W) is unbatched, as PyTorch
     (nn.BatchNorm2d(3), (2, 4, 5, 5), "3 channels, got 4"),
     (nn.Linear(4, 2), (3, 5), "last dimension 4"),
-    (nn.MaxPool2d(2), (2, 2), "expected 4D input"),
+    (nn.MaxPool2d(2), (2, 2), "3-D .* or 4-D"),
 ])
 def test_bad_inputs_name_the_layer(layer, shape, match):
     with pytest.raises(ValueError, match=match):

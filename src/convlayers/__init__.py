@@ -22,9 +22,15 @@ _LAZY = {
     "tensor": "autograd",
     "no_grad": "autograd",
     "is_grad_enabled": "autograd",
+    **{name: "_tensor_ops" for name in (
+        "cat", "concat", "stack", "split", "chunk", "flatten", "where", "clamp", "clip", "maximum", "minimum",
+        "max", "min", "argmax", "argmin", "exp", "log", "sqrt", "abs", "matmul", "eq", "ne", "lt", "le", "gt",
+        "ge", "permute", "transpose", "squeeze", "unsqueeze", "reshape")},
 }
 
-__all__ = ["conv_output_size", "manual_seed", "__version__", *sorted(_SUBMODULES), *sorted(_LAZY)]
+# ``from convlayers import *`` must not shadow the builtins max/min/abs (use convlayers.max etc.).
+__all__ = ["conv_output_size", "manual_seed", "__version__", *sorted(_SUBMODULES),
+           *sorted(set(_LAZY) - {"max", "min", "abs"})]
 
 
 def manual_seed(seed: int) -> None:

@@ -170,41 +170,76 @@ for _nd in (1, 2, 3):
 
 # --- pooling and padding ----------------------------------------------------
 
-def _max_pool(func, a):
-    x = a["input"]
-    xd = _d(x)
-    args = {k: _d(v) for k, v in a.items() if k not in ("input", "return_indices")}
-    if not a["return_indices"] and not (is_grad_enabled() and _needs(x)):
-        # nothing will back-propagate: the inference kernel, which skips the indices
-        return Tensor(func(xd, **args))
-    out, indices = func(xd, **args, return_indices=True)
+def _max_pool_backward_for(dims):
+    def op(func, a):
+        x = a["input"]
+        xd = _d(x)
+        args = {k: _d(v) for k, v in a.items() if k not in ("input", "return_indices")}
+        if not a["return_indices"] and not (is_grad_enabled() and _needs(x)):
+            # nothing will back-propagate: the inference kernel, which skips the indices
+            return Tensor(func(xd, **args))
+        out, indices = func(xd, **args, return_indices=True)
 
-    def backward(g):
-        return (F.max_pool2d_backward(g, indices, xd.shape),)
+        def backward(g):
+            return (F.max_pool_backward(g, indices, xd.shape, dims),)
 
-    result = _result(out, (x,), backward)
-    return (result, indices) if a["return_indices"] else result
-
-
-_register("max_pool2d")(_max_pool)
-_register("adaptive_max_pool2d")(_max_pool)
+        result = _result(out, (x,), backward)
+        return (result, indices) if a["return_indices"] else result
+    return op
 
 
-@_register("avg_pool2d")
-def _avg_pool2d(func, a):
-    x = a["input"]
-    xd = _d(x)
-    kw = {k: _d(v) for k, v in a.items() if k != "input"}
-    out = func(xd, **kw)
-    return _result(out, (x,), lambda g: (F.avg_pool2d_backward(g, xd.shape, **kw),))
+_max_pool = _max_pool_backward_for(2)
+for _dims in (1, 2, 3):
+    for _name in ("max_pool", "adaptive_max_pool", "fractional_max_pool"):
+        if _name != "fractional_max_pool" or _dims > 1:
+            _register(f"{_name}{_dims}d")(_max_pool_backward_for(_dims))
 
 
-@_register("adaptive_avg_pool2d")
-def _adaptive_avg_pool2d(func, a):
-    x = a["input"]
-    xd = _d(x)
-    out = func(xd, _d(a["output_size"]))
-    return _result(out, (x,), lambda g: (F.adaptive_avg_pool2d_backward(g, xd.shape),))
+def _avg_pool_for(dims):
+    def op(func, a):
+        x = a["input"]
+        xd = _d(x)
+        kw = {k: _d(v) for k, v in a.items() if k != "input"}
+        out = func(xd, **kw)
+        return _result(out, (x,), lambda g: (F.avg_pool_backward(g, xd.shape, dims=dims, **kw),))
+    return op
+
+
+def _adaptive_avg_pool_for(dims):
+    def op(func, a):
+        x = a["input"]
+        xd = _d(x)
+        out = func(xd, _d(a["output_size"]))
+        return _result(out, (x,), lambda g: (F.adaptive_avg_pool_backward(g, xd.shape, dims),))
+    return op
+
+
+def _lp_pool_for(dims):
+    def op(func, a):
+        x = a["input"]
+        xd = _d(x)
+        kw = {k: _d(v) for k, v in a.items() if k != "input"}
+        out = func(xd, **kw)
+        return _result(out, (x,), lambda g: (F.lp_pool_backward(g, xd, dims=dims, **kw),))
+    return op
+
+
+def _max_unpool_for(dims):
+    def op(func, a):
+        x = a["input"]
+        xd = _d(x)
+        indices = np.asarray(_d(a["indices"]))
+        kw = {k: _d(v) for k, v in a.items() if k not in ("input", "indices")}
+        out = func(xd, indices, **kw)
+        return _result(out, (x,), lambda g: (F.max_unpool_backward(g, indices, dims),))
+    return op
+
+
+for _dims in (1, 2, 3):
+    _register(f"avg_pool{_dims}d")(_avg_pool_for(_dims))
+    _register(f"adaptive_avg_pool{_dims}d")(_adaptive_avg_pool_for(_dims))
+    _register(f"lp_pool{_dims}d")(_lp_pool_for(_dims))
+    _register(f"max_unpool{_dims}d")(_max_unpool_for(_dims))
 
 
 @_register("pad")

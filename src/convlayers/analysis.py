@@ -73,6 +73,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import _analysis_conv as _conv_rules
+
 __all__ = ["summary", "Summary", "LayerRow", "compare_convs", "ConvComparison", "ConvRow", "flops"]
 
 def _prod(values) -> int:
@@ -366,7 +368,7 @@ def _rule_pool(name, a):
 
 
 def _rule_adaptive(name, a):
-    from .functional.pooling import _adaptive_size
+    from .functional.pooling_sized import _adaptive_size
 
     x = _batched(name, a["input"])
     out_hw = _adaptive_size(name, a["output_size"], x.shape[-2:])
@@ -467,6 +469,8 @@ _RULES = {
     "pixel_shuffle": _rule_pixel_shuffle,
     "pixel_unshuffle": _rule_pixel_shuffle,
 }
+_RULES.update({f"conv{nd}d": _conv_rules.rule_conv_nd for nd in (1, 3)})
+_RULES.update({f"conv_transpose{nd}d": _conv_rules.rule_conv_transpose_nd for nd in (1, 3)})
 
 
 # --------------------------------------------------------------------------------------------------

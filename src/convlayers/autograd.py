@@ -456,3 +456,10 @@ def tensor(data, requires_grad=False, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
     return Tensor(np.array(data, dtype=dtype), requires_grad=requires_grad)
+
+
+# PyTorch's Tensor methods (permute, squeeze, expand, sum/mean/var(dim), comparisons, ...) and
+# NumPy's __array_ufunc__/__array_function__ live next to the ops they call.
+from . import _tensor_methods  # noqa: E402
+
+_tensor_methods.install(Tensor)

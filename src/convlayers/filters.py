@@ -178,7 +178,8 @@ def _cast_fillvalue(fillvalue, dtype, func):
     """Cast like scipy: via complex, refusing complex->real and out-of-range integers."""
     fv = np.asarray(fillvalue)
     if fv.size != 1:
-        raise ValueError(f"{func}: fillvalue must be a scalar or an array with one element, "
+        # scipy's wording (its own tests match it), then what was given.
+        raise ValueError(f"{func}: `fillvalue` must be scalar or an array with one element, "
                          f"got shape {fv.shape}")
     if fv.dtype.kind not in "biufc":
         raise TypeError(f"{func}: fillvalue must be a number, got {fillvalue!r}")
@@ -186,15 +187,15 @@ def _cast_fillvalue(fillvalue, dtype, func):
     if dtype.kind == "c":
         return complex(v)
     if fv.dtype.kind == "c":
-        raise ValueError(f"{func}: fillvalue {fillvalue!r} is complex but the output dtype is "
-                         f"{dtype}; give a real fillvalue")
+        raise ValueError(f"{func}: could not cast `fillvalue` directly to the output dtype {dtype}: "
+                         f"{fillvalue!r} is complex; give a real fillvalue")
     if dtype.kind == "f":
         return float(v)
     # integer output: truncate toward zero, then the value must fit
     if isinstance(v, float):
         if not math.isfinite(v):
-            raise ValueError(f"{func}: fillvalue {fillvalue!r} cannot be cast to the "
-                             f"output dtype {dtype}")
+            raise ValueError(f"{func}: could not cast `fillvalue` directly to the output dtype "
+                             f"{dtype}: {fillvalue!r} is not finite")
         v = math.trunc(v)
     v = int(v)
     info = np.iinfo(dtype)

@@ -118,6 +118,9 @@ def _norm_resample_twin(m, tnn):
 
 
 def _leaf_twin(m, tnn):
+    nd_twin = _conv_nd_or_pad_twin(m, tnn)
+    if nd_twin is not None:
+        return nd_twin
     if isinstance(m, nn.Conv2d):
         return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups,
                           bias=m.bias is not None, padding_mode=m.padding_mode)
@@ -146,6 +149,25 @@ def _leaf_twin(m, tnn):
         return tnn.Flatten(m.start_dim, m.end_dim)
     if isinstance(m, nn.Dropout):
         return tnn.Dropout(m.p)
+    return None
+
+
+def _conv_nd_or_pad_twin(m, tnn):
+    """Twins of the 1-D/3-D convolutions and the padding layers (same class names and arguments as torch)."""
+    from .nn import padding as _padding
+    if isinstance(m, (nn.Conv1d, nn.Conv3d)):
+        return getattr(tnn, f"Conv{m._nd}d")(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                                             m.dilation, m.groups, bias=m.bias is not None,
+                                             padding_mode=m.padding_mode)
+    if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose3d)):
+        return getattr(tnn, f"ConvTranspose{m._nd}d")(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                                      m.padding, m.output_padding, m.groups,
+                                                      bias=m.bias is not None, dilation=m.dilation)
+    if isinstance(m, _padding._PadNd) and type(m).__name__ in _padding.__all__:
+        tcls = getattr(tnn, type(m).__name__)
+        if isinstance(m, _padding._ZeroPadNd):
+            return tcls(m.padding)
+        return tcls(m.padding, m.value) if isinstance(m, _padding._ConstantPadNd) else tcls(m.padding)
     return None
 
 

@@ -5,19 +5,22 @@ Threading model
 * **Which layer.**  numba's default OpenMP layer spins its threads between
   parallel regions, and so does OpenBLAS; on a 2-core machine with any other
   load the two pools steal each other's cores and a conv2d ran 40× slower
-  (measured: 0.98 s vs 25 ms for 8×64×56×56 3×3).  The workqueue layer's
-  threads sleep when idle, but numba documents it as not thread-safe: two
-  Python threads inside parallel kernels at once abort the process
-  ("Concurrent access has been detected").  convlayers therefore keeps the
-  workqueue layer and **serialises parallel launches** through one
-  process-wide lock: a thread that finds the lock taken does not wait, it runs
-  the kernel's serial build on its own core instead (every parallel kernel is
-  compiled twice, see :func:`parallel_kernel`).  So with one caller a kernel
-  uses every numba thread; with several callers one of them at a time gets
-  the parallel build and the others run serially side by side, the GIL
-  released — never more busy threads than cores plus callers, never a spin.
-  The figures that decided this against ``tbb`` and ``omp`` are in the README
-  (section Reliability, "Threads").
+  (measured: 0.98 s vs 25 ms for 8×64×56×56 3×3; under load 13 a
+  max_pool2d took 52 ms on omp against 1.5 ms on the others).  convlayers
+  therefore never picks ``omp``.  It picks ``tbb`` when the ``tbb`` wheel is
+  installed (the ``fast`` extra): thread-safe, idle workers sleep, and with
+  two callers at once it was the fastest (quiet machine: resnet18 batch 1,
+  42 ms per call against 225 ms; max_pool2d 0.63 vs 4.16 ms).  Otherwise it
+  uses ``workqueue``, whose threads also sleep but which numba documents as
+  not thread-safe — two Python threads inside parallel kernels at once abort
+  the process ("Concurrent access has been detected") — so there every
+  parallel launch is **serialised** through one process-wide lock: a thread
+  that finds the lock taken does not wait, it runs the kernel's serial build
+  on its own core instead (every parallel kernel is compiled twice, see
+  :func:`parallel_kernel`).  So with one caller a kernel uses every numba
+  thread; with several callers one at a time gets the parallel build and
+  the others run serially side by side.  Every build releases the GIL.  The
+  figures are in the README (Reliability / Threads).
 * **A user's own choice wins.**  If ``NUMBA_THREADING_LAYER`` is set, or numba
   already picked a layer before convlayers was imported, convlayers leaves the
   layer alone; launches are then serialised only if that layer is
@@ -27,7 +30,10 @@ Threading model
   meanwhile: OpenBLAS's pre-fork handler otherwise hangs when another thread
   is inside a product, and a child forked mid-kernel inherits locks held by
   threads that do not exist in it.  See :mod:`convlayers.functional._threads`
-  for the Python-level worker pool, which a child rebuilds.
+  for the Python-level worker pool, which a child rebuilds.  In a child
+  forked after the ``tbb`` layer started, kernels run their serial builds
+  (TBB cannot be restarted after a fork; a DataLoader-style worker is one
+  core's worth of work anyway, as PyTorch sets its workers to one thread).
 * **Read-only installs.**  Kernels are cached on disk (``cache=True``) when
   numba finds somewhere writable (the package's ``__pycache__``, the user's
   cache directory or ``NUMBA_CACHE_DIR``); when nothing is writable numba
@@ -148,6 +154,25 @@ class busy:
         return False
 
 
+class covered:
+    """Context manager for a worker thread running a job for a caller inside :class:`busy`.
+
+    The caller's mark stands for the job (the caller waits for it), so the
+    worker must not wait at the gate: a fork waiting for the caller while the
+    worker waited for the fork would deadlock.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _gate_local.depth = getattr(_gate_local, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _gate_local.depth -= 1
+        return False
+
+
 def _before_fork():
     # The forking thread may itself be inside a call (e.g. forking from a hook): do not wait for itself.
     mine = 1 if getattr(_gate_local, "depth", 0) else 0
@@ -162,12 +187,23 @@ def _after_fork_in_parent():
     _gate.release()
 
 
+# Set in a child forked after the tbb layer started: kernels then run their serial builds.
+_serial_only = False
+
+
 def _after_fork_in_child():
-    global _gate, _launch_lock
+    global _gate, _launch_lock, _serial_only
     # Threads that were inside a call do not exist in the child: their marks and any lock they held go.
     _gate = threading.Condition(threading.Lock())
     _gate_state.update(busy=1 if getattr(_gate_local, "depth", 0) else 0, forking=False)
     _launch_lock = threading.Lock()
+    # numba's tbb layer cannot shut TBB down before a fork once other threads have used it ("Unable to
+    # join threads to shut down before fork()"), and the child's TBB is then not safe to use.  The
+    # workqueue layer restarts its threads in the child by itself.
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False) and _layer() == "tbb":
+        _serial_only = True
 
 
 if hasattr(os, "register_at_fork"):
@@ -188,6 +224,9 @@ def _warn_no_cache(name, error):
                       "writable directory to keep them.", RuntimeWarning, stacklevel=3)
 
 
+_numba_njit = numba.njit  # the decorator :func:`njit` wraps (a test replaces it)
+
+
 def njit(*args, **options):
     """``numba.njit`` that falls back to compiling in memory when ``cache=True`` has nowhere to write.
 
@@ -203,13 +242,13 @@ def njit(*args, **options):
     def wrap(fn):
         if options.get("cache"):
             try:
-                return numba.njit(**options)(fn)
+                return _numba_njit(**options)(fn)
             except RuntimeError as error:
                 if "cannot cache" not in str(error):
                     raise
                 _warn_no_cache(fn.__qualname__, error)
-                return numba.njit(**{**options, "cache": False})(fn)
-        return numba.njit(**options)(fn)
+                return _numba_njit(**{**options, "cache": False})(fn)
+        return _numba_njit(**options)(fn)
 
     return wrap
 
@@ -229,6 +268,8 @@ class KernelPair:
 
     def __call__(self, *args):
         with busy():
+            if _serial_only:
+                return self.serial(*args)
             if not _needs_serialising():
                 return self.parallel(*args)
             if _launch_lock.acquire(blocking=False):

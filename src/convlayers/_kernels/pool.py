@@ -1,10 +1,19 @@
-"""Compiled kernels behind ``functional.pooling``.
+"""Compiled kernels behind ``functional.pooling``: one set for 1-D, 2-D and 3-D.
 
 Window arithmetic follows PyTorch's CPU kernels exactly, because the edge
 cases (ceil_mode windows that hang over the padding, the divisor of
 ``count_include_pad``, NaN propagation in max pooling) are where
-implementations disagree.  Every kernel works plane by plane on (P, H, W)
-arrays, P = N*C, split across threads with ``prange``.
+implementations disagree.
+
+Layout: every N-d kernel works on (P, D, H, W) planes, P = N*C, split across
+threads with ``prange``; a 2-D input is D = 1 and a 1-D input is D = H = 1 (free
+reshapes, no copies).  Indices are flat within a plane, ``(d*H + h)*W + w``,
+which is what PyTorch returns for each rank.  Two 2-D fast paths
+(:func:`max_pool_values`, :func:`avg_pool`) work on (P, H, W); 3-D inference
+reaches them after one depth pass (:func:`max_pool_depth`,
+:func:`avg_pool_depth`), which is exact because a max and a sum over a box are
+a max and a sum over its axes in turn (and the avg divisor is a product of one
+count per axis).
 """
 
 from __future__ import annotations
@@ -18,50 +27,60 @@ from . import njit, parallel_kernel
 from .conv import _phase_geometry, _phase_planes, _tap_offset
 
 
+@njit(cache=True)
+def _max_start(o, s, pad, k, dil, n):
+    """First in-bounds tap, end bound and tap count of a dilated max window along one axis."""
+    t0 = o * s - pad
+    t1 = min(t0 + (k - 1) * dil + 1, n)
+    while t0 < 0:
+        t0 += dil
+    count = (t1 - t0 + dil - 1) // dil if dil > 1 else t1 - t0
+    return t0, max(count, 0)
+
+
 @parallel_kernel()
-def max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, out, idx):
-    """Max over each dilated window; ``idx`` gets the flat index ``h*W + w`` of the winner.
+def max_pool(x, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, out, idx):
+    """Max over each dilated window of (P, D, H, W) planes; ``idx`` gets the flat index of the winner.
 
     As in PyTorch, a NaN wins over any number (the last NaN seen wins), and a
     window of -inf reports its first in-bounds tap.
     """
-    p_n, h_n, w_n = x.shape
-    ho_n = out.shape[1]
-    wo_n = out.shape[2]
+    p_n, d_n, h_n, w_n = x.shape
+    do_n, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
+    plane = d_n * h_n * w_n
     xf = x.ravel()  # flat, unsigned indices: no negative-index check per tap
     for p in prange(p_n):
-        base = p * h_n * w_n
-        for ho in range(ho_n):
-            h0 = ho * sh - ph
-            h1 = min(h0 + (kh - 1) * dh + 1, h_n)
-            while h0 < 0:
-                h0 += dh
-            for wo in range(wo_n):
-                w0 = wo * sw - pw
-                w1 = min(w0 + (kw - 1) * dw + 1, w_n)
-                while w0 < 0:
-                    w0 += dw
-                best_i = h0 * w_n + w0
-                best = -np.inf
-                # Trip counts written out: range(h0, h1, dh) with a run-time step costs an integer
-                # division per window row (with the flat indices, 8x64x112x112 2x2: 10.2 ms serial,
-                # was 14.4 ms).
-                for a in range((h1 - h0 + dh - 1) // dh if dh > 1 else h1 - h0):
-                    hi = h0 + a * dh
-                    row = np.uint64(base + hi * w_n)
-                    for b in range((w1 - w0 + dw - 1) // dw if dw > 1 else w1 - w0):
-                        wi = w0 + b * dw
-                        v = xf[row + np.uint64(wi)]
-                        if v > best or math.isnan(v):
-                            best = v
-                            best_i = hi * w_n + wi
-                out[p, ho, wo] = best
-                idx[p, ho, wo] = best_i
+        base = p * plane
+        for od in range(do_n):
+            d0, nd = _max_start(od, sd, pd, kd, dd, d_n)
+            for oh in range(ho_n):
+                h0, nh = _max_start(oh, sh, ph, kh, dh, h_n)
+                for ow in range(wo_n):
+                    w0, nw = _max_start(ow, sw, pw, kw, dw, w_n)
+                    best_i = (d0 * h_n + h0) * w_n + w0
+                    best = -np.inf
+                    # Trip counts written out: range(h0, h1, dh) with a run-time step costs an integer
+                    # division per window row (with the flat indices, 8x64x112x112 2x2: 10.2 ms serial,
+                    # was 14.4 ms).
+                    for c in range(nd):
+                        di = d0 + c * dd
+                        for a in range(nh):
+                            hi = h0 + a * dh
+                            row = (di * h_n + hi) * w_n
+                            urow = np.uint64(base + row)
+                            for b in range(nw):
+                                wi = w0 + b * dw
+                                v = xf[urow + np.uint64(wi)]
+                                if v > best or math.isnan(v):
+                                    best = v
+                                    best_i = row + wi
+                    out[p, od, oh, ow] = best
+                    idx[p, od, oh, ow] = best_i
 
 
 @parallel_kernel()
 def max_pool_values(x, kh, kw, sh, sw, ph, pw, dh, dw, out):
-    """Max pooling without indices (inference), on flat stride-phase planes padded with -inf.
+    """2-D max pooling without indices (inference), on flat stride-phase planes padded with -inf.
 
     Every tap is then one contiguous compare-and-select that vectorises.  The
     values equal :func:`max_pool`'s: a NaN wins (``v > best or v != v``), and
@@ -93,18 +112,63 @@ def max_pool_values(x, kh, kw, sh, sw, ph, pw, dh, dw, out):
 
 
 @parallel_kernel()
-def max_pool_backward(go, idx, gx):
-    """Scatter each output gradient to the input position that won its window (``gx`` zeroed here)."""
-    p_n = gx.shape[0]
-    w_n = gx.shape[2]
+def max_pool_depth(x, kd, sd, pd, dd, out):
+    """Max over dilated windows along axis 1 of (P, D, M) into (P, D_out, M): 3-D pooling's first pass.
+
+    Rows of ``M = H*W`` are contiguous, so each tap is one vectorised
+    compare-and-select; a NaN wins, as in :func:`max_pool`.
+    """
+    p_n, d_n, m = x.shape
+    do_n = out.shape[1]
     for p in prange(p_n):
-        for a in range(gx.shape[1]):
-            for b in range(w_n):
-                gx[p, a, b] = 0
-        for ho in range(go.shape[1]):
-            for wo in range(go.shape[2]):
-                k = idx[p, ho, wo]
-                gx[p, k // w_n, k % w_n] += go[p, ho, wo]
+        for od in range(do_n):
+            d0, nd = _max_start(od, sd, pd, kd, dd, d_n)
+            dst = out[p, od]
+            for t in range(m):
+                dst[t] = -np.inf
+            for c in range(nd):
+                src = x[p, d0 + c * dd]
+                for t in range(m):
+                    v = src[t]
+                    if v > dst[t] or v != v:
+                        dst[t] = v
+
+
+@parallel_kernel()
+def scatter_add(go, idx, gx):
+    """``gx[p, idx[p, o]] += go[p, o]`` on (P, O) and (P, S) planes (``gx`` zeroed here).
+
+    The backward of every max pooling (window, adaptive, fractional): each
+    output's gradient goes to the input position that won its window.
+    """
+    p_n, s_n = gx.shape
+    o_n = go.shape[1]
+    for p in prange(p_n):
+        for s in range(s_n):
+            gx[p, s] = 0
+        for o in range(o_n):
+            gx[p, idx[p, o]] += go[p, o]
+
+
+@parallel_kernel()
+def scatter_set(x, idx, out):
+    """``out[p, idx[p, o]] = x[p, o]`` (``out`` zeroed here; the last write to a position wins, as PyTorch's CPU)."""
+    p_n, s_n = out.shape
+    o_n = x.shape[1]
+    for p in prange(p_n):
+        for s in range(s_n):
+            out[p, s] = 0
+        for o in range(o_n):
+            out[p, idx[p, o]] = x[p, o]
+
+
+@parallel_kernel()
+def gather(g, idx, out):
+    """``out[p, o] = g[p, idx[p, o]]``: the backward of :func:`scatter_set` (max_unpool)."""
+    p_n, o_n = out.shape
+    for p in prange(p_n):
+        for o in range(o_n):
+            out[p, o] = g[p, idx[p, o]]
 
 
 @njit(cache=True)
@@ -120,8 +184,11 @@ def _avg_window(o, s, pad, k, n):
 
 @njit(cache=True)
 def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
-    """What a window's sum is divided by: the override, the count with padding, or the real pixels."""
-    if divisor != 0:  # divisor_override, which may be negative (PyTorch divides by it as given)
+    """What a window's sum is divided by: the override, the count with padding, or the real pixels.
+
+    ``divisor != 0`` is an override; PyTorch takes negative overrides too (sum / -2).
+    """
+    if divisor != 0:
         return divisor
     if count_include_pad:
         return padded_count
@@ -130,7 +197,7 @@ def _avg_divisor(divisor, count_include_pad, padded_count, real_count):
 
 @parallel_kernel()
 def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
-    """Mean over each window; ``divisor != 0`` overrides the count (``divisor_override``).
+    """2-D mean over each window; ``divisor != 0`` overrides the count (``divisor_override``).
 
     Separable: for each output row, the window's input rows are summed into one
     row (contiguous, vectorised), then each output column sums ``kw`` entries
@@ -190,88 +257,55 @@ def avg_pool(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, out):
 
 
 @parallel_kernel()
-def avg_pool_backward(go, kh, kw, sh, sw, ph, pw, count_include_pad, divisor, gx):
-    """Adjoint of :func:`avg_pool`: spread each output gradient evenly over its window (``gx`` zeroed here)."""
-    p_n, h_n, w_n = gx.shape
-    ho_n = go.shape[1]
-    wo_n = go.shape[2]
+def avg_pool_depth(x, kd, sd, pd, count_include_pad, divisor, out):
+    """Mean along axis 1 of (P, D, M) into (P, D_out, M): 3-D average pooling's first pass.
+
+    ``divisor != 0`` divides by it (1: a plain sum, what a ``divisor_override``
+    needs before the 2-D pass divides by the override); 0 divides by the
+    window's depth count, so that the 2-D pass's H·W count completes the product.
+    """
+    p_n, d_n, m = x.shape
+    do_n = out.shape[1]
     for p in prange(p_n):
-        for a in range(h_n):
-            for b in range(w_n):
-                gx[p, a, b] = 0
-        for ho in range(ho_n):
-            h0, h1, hsize = _avg_window(ho, sh, ph, kh, h_n)
-            for wo in range(wo_n):
-                w0, w1, wsize = _avg_window(wo, sw, pw, kw, w_n)
-                if h0 >= h1 or w0 >= w1:
-                    continue
-                g = go[p, ho, wo] / _avg_divisor(divisor, count_include_pad, hsize * wsize, (h1 - h0) * (w1 - w0))
-                for hi in range(h0, h1):
-                    for wi in range(w0, w1):
-                        gx[p, hi, wi] += g
-
-
-@njit(cache=True)
-def _adaptive_bounds(o, out_n, in_n):
-    """PyTorch's adaptive window along one axis: [⌊o·I/O⌋, ⌈(o+1)·I/O⌉)."""
-    start = (o * in_n) // out_n
-    end = -((-(o + 1) * in_n) // out_n)
-    return start, end
+        for od in range(do_n):
+            d0, d1, dsize = _avg_window(od, sd, pd, kd, d_n)
+            dst = out[p, od]
+            for t in range(m):
+                dst[t] = 0
+            for di in range(d0, d1):
+                src = x[p, di]
+                for t in range(m):
+                    dst[t] += src[t]
+            dv = _avg_divisor(divisor, count_include_pad, dsize, max(d1 - d0, 1))
+            for t in range(m):
+                dst[t] = dst[t] / dv
 
 
 @parallel_kernel()
-def adaptive_avg_pool(x, out):
-    p_n, h_n, w_n = x.shape
-    ho_n = out.shape[1]
-    wo_n = out.shape[2]
+def avg_pool_backward(go, kd, kh, kw, sd, sh, sw, pd, ph, pw, count_include_pad, divisor, gx):
+    """Adjoint of average pooling on (P, D, H, W): spread each output gradient evenly over its window.
+
+    ``gx`` is zeroed here.  The divisor is the whole window's (product of the
+    three axes), as PyTorch's forward uses.
+    """
+    p_n, d_n, h_n, w_n = gx.shape
+    do_n, ho_n, wo_n = go.shape[1], go.shape[2], go.shape[3]
     for p in prange(p_n):
-        for ho in range(ho_n):
-            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
-            for wo in range(wo_n):
-                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
-                acc = 0.0
-                for hi in range(h0, h1):
-                    for wi in range(w0, w1):
-                        acc += x[p, hi, wi]
-                out[p, ho, wo] = acc / ((h1 - h0) * (w1 - w0))
-
-
-@parallel_kernel()
-def adaptive_avg_pool_backward(go, gx):
-    p_n, h_n, w_n = gx.shape
-    ho_n = go.shape[1]
-    wo_n = go.shape[2]
-    for p in prange(p_n):
-        for a in range(h_n):
-            for b in range(w_n):
-                gx[p, a, b] = 0
-        for ho in range(ho_n):
-            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
-            for wo in range(wo_n):
-                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
-                g = go[p, ho, wo] / ((h1 - h0) * (w1 - w0))
-                for hi in range(h0, h1):
-                    for wi in range(w0, w1):
-                        gx[p, hi, wi] += g
-
-
-@parallel_kernel()
-def adaptive_max_pool(x, out, idx):
-    p_n, h_n, w_n = x.shape
-    ho_n = out.shape[1]
-    wo_n = out.shape[2]
-    for p in prange(p_n):
-        for ho in range(ho_n):
-            h0, h1 = _adaptive_bounds(ho, ho_n, h_n)
-            for wo in range(wo_n):
-                w0, w1 = _adaptive_bounds(wo, wo_n, w_n)
-                best = -np.inf
-                best_i = h0 * w_n + w0
-                for hi in range(h0, h1):
-                    for wi in range(w0, w1):
-                        v = x[p, hi, wi]
-                        if v > best or math.isnan(v):
-                            best = v
-                            best_i = hi * w_n + wi
-                out[p, ho, wo] = best
-                idx[p, ho, wo] = best_i
+        for a in range(d_n):
+            for b in range(h_n):
+                for c in range(w_n):
+                    gx[p, a, b, c] = 0
+        for od in range(do_n):
+            d0, d1, dsize = _avg_window(od, sd, pd, kd, d_n)
+            for oh in range(ho_n):
+                h0, h1, hsize = _avg_window(oh, sh, ph, kh, h_n)
+                for ow in range(wo_n):
+                    w0, w1, wsize = _avg_window(ow, sw, pw, kw, w_n)
+                    if d0 >= d1 or h0 >= h1 or w0 >= w1:
+                        continue
+                    g = go[p, od, oh, ow] / _avg_divisor(divisor, count_include_pad, dsize * hsize * wsize,
+                                                         (d1 - d0) * (h1 - h0) * (w1 - w0))
+                    for di in range(d0, d1):
+                        for hi in range(h0, h1):
+                            for wi in range(w0, w1):
+                                gx[p, di, hi, wi] += g

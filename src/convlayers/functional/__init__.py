@@ -22,8 +22,12 @@ from .grid import affine_grid, grid_sample
 from .shuffle import channel_shuffle, pixel_shuffle, pixel_unshuffle
 from .sliding import fold, unfold
 from .padding import pad, pad_backward
-from .pooling import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d, avg_pool2d,
-                      avg_pool2d_backward, max_pool2d, max_pool2d_backward)
+from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .pooling_sized import adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d
+from . import pooling as _pooling_module
+from . import pooling_sized as _pooling_sized_module
+from .pooling import *  # noqa: F401,F403  (max/avg/lp pooling 1d-3d and their backwards)
+from .pooling_sized import *  # noqa: F401,F403  (adaptive, fractional, max_unpool 1d-3d and backwards)
 from ..sizes import conv_output_size
 from .dropout import *  # noqa: F401,F403  (dropout, manual_seed, dropout_mask)
 from .loss import *  # noqa: F401,F403  (softmax, log_softmax, nll_loss, cross_entropy, mse_loss, backwards)
@@ -40,6 +44,9 @@ __all__ = [
     "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward", "conv3d_backward",
     "conv_transpose1d_backward", "conv_transpose3d_backward",
     *_dropout_module.__all__, *_loss_module.__all__,
+    *(n for n in _pooling_module.__all__ + _pooling_sized_module.__all__
+      if n not in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "max_pool2d_backward",
+                   "avg_pool2d_backward", "adaptive_avg_pool2d_backward")),
     "group_norm", "instance_norm", "layer_norm", "local_response_norm", "normalize", "rms_norm",
     "interpolate", "upsample", "upsample_bilinear", "upsample_nearest", "affine_grid", "grid_sample",
     "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "fold", "unfold",

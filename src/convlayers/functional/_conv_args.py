@@ -38,6 +38,12 @@ class ConvCall(NamedTuple):
 
 def ntuple(value, nd: int, name: str, op: str, low: int) -> tuple:
     """An int, or a sequence of 1 or ``nd`` ints, as an ``nd``-tuple of ints ``>= low``."""
+    # fast paths first: this runs three times on every convolution call (a Python int, a tuple of them)
+    if type(value) is int:
+        if value >= low:
+            return (value,) * nd
+    elif type(value) is tuple and len(value) == nd and all(type(v) is int and v >= low for v in value):
+        return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items = (int(value),) * nd
     else:
@@ -52,6 +58,8 @@ def ntuple(value, nd: int, name: str, op: str, low: int) -> tuple:
     if any(v < low for v in items):
         what = "positive" if low == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {what}, got {value!r}")
+    if any(v >= 2**63 for v in items):  # the kernels take int64: a larger stride wrapped round (a wrong value)
+        raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {value!r}")
     return items
 
 
@@ -80,6 +88,8 @@ def _groups(op, groups):
         raise TypeError(f"{op}: groups must be an int, got {groups!r}")
     if groups <= 0:
         raise ValueError(f"{op}: groups must be positive (non-positive groups is not supported), got {groups}")
+    if groups >= 2**63:
+        raise ValueError(f"{op}: groups must fit in a 64-bit signed integer, got {groups}")
     return int(groups)
 
 
@@ -129,7 +139,8 @@ def conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups, pa
             raise ValueError(f"{op}: padding must be an int, a tuple of {nd} ints, 'same' or 'valid', "
                              f"got {padding!r}")
     else:
-        pads = tuple(p for p in ntuple(padding, nd, "padding", op, 0) for _ in range(2))
+        p = ntuple(padding, nd, "padding", op, 0)
+        pads = (p[0], p[0]) if nd == 1 else (p[0], p[0], p[1], p[1]) if nd == 2 else (p[0], p[0], p[1], p[1], p[2], p[2])
     spatial = xb.shape[2:]
     out = []
     for a in range(nd):

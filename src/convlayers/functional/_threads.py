@@ -10,6 +10,12 @@ one-thread BLAS call, all on the same thread with the GIL released — keeps
 every core busy with no pool spinning beside it, and the tile stays in that
 core's cache between the two steps (the same convolution: 6.1 ms against 10 ms).
 
+Every call here is marked busy for the fork gate (``convlayers._kernels.busy``):
+a ``fork()`` waits until no thread is inside one, because OpenBLAS's pre-fork
+handler hung the parent when another thread was inside a product (measured:
+a conv2d thread plus a ``multiprocessing`` fork, stuck in ``fork()`` for the
+whole 150 s timeout, 1 of 1 runs).
+
 BLAS is set to one thread only while such a call runs, through threadpoolctl
 (an optional dependency: without it, callers keep to the calling thread and
 BLAS's own threads).  The limit is process-wide, so another thread's NumPy
@@ -26,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
+
+from .._kernels import busy, covered
 
 _lock = threading.Lock()
 _inside = threading.local()
@@ -78,7 +86,8 @@ def _pool(size):
 def _as_job(job):
     _inside.job = True
     try:
-        return job()
+        with covered():
+            return job()
     finally:
         _inside.job = False
 
@@ -93,6 +102,11 @@ def run(jobs):
     """
     if getattr(_inside, "job", False):
         return [job() for job in jobs]
+    with busy():  # the workers' jobs run inside this window too: the caller waits for them
+        return _run(jobs)
+
+
+def _run(jobs):
     with _lock:
         pool = _pool(len(jobs) - 1) if len(jobs) > 1 else None
         if _state["users"] == 0:
@@ -133,7 +147,11 @@ def matmul(a, b, out=None):
     the larger of the rows of ``a`` and the columns of ``b``.  Every part
     writes its own slice of ``out``, so the result is the same as one product's.
     """
-    a, b = np.asarray(a), np.asarray(b)
+    with busy():
+        return _matmul(np.asarray(a), np.asarray(b), out)
+
+
+def _matmul(a, b, out):
     workers = worker_count()
     if a.ndim < 2 or b.ndim < 2:  # vector products: small, and NumPy's promotion rules apply
         return single_blas(np.matmul, a, b) if workers > 1 else np.matmul(a, b)

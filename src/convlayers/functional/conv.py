@@ -199,10 +199,19 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
             and not np.isfinite(w).all():
         out = _forward_nonfinite_weight(x, w, stride, pads, dilation, groups, epilogue)
-    # NaN ⇔ NaN in out·out (a square is never −inf, so no inf − inf): one BLAS pass, 0.09 ms for 1.6M floats
-    if out.dtype == np.float32 and out.size and np.isnan(np.dot(out.ravel(), out.ravel())):
+    if out.dtype == np.float32 and out.size and _has_nan(out):
         _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue)
     return out
+
+
+def _has_nan(out):
+    """Whether the contiguous array ``out`` holds a NaN.
+
+    NaN ⇔ NaN in out·out (a square is never −inf, so no inf − inf): one BLAS
+    pass, 0.09 ms for 1.6M floats against 0.77 ms for ``np.isnan(out).any()``.
+    """
+    flat = out.reshape(-1)
+    return bool(np.isnan(np.dot(flat, flat)))
 
 
 def _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue):

@@ -324,7 +324,9 @@ def nll_loss_backward(grad_output, input, target, weight=None, ignore_index=-100
 def _per_sample_scale(grad_output, reduction, denominator, shape):
     g = np.asarray(grad_output)
     if reduction == "mean":
-        g = g / denominator
+        # Every target ignored: the loss is 0/0 = nan but PyTorch's gradient is 0, not nan.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            g = np.where(np.asarray(denominator) == 0, np.zeros((), g.dtype), g / denominator)
     return np.broadcast_to(g, shape)
 
 

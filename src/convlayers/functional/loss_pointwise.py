@@ -327,7 +327,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     >>> import numpy as np
     >>> logq = np.log(np.array([[0.5, 0.5]]))
     >>> round(float(kl_div(logq, np.array([[0.9, 0.1]]), reduction="batchmean")), 4)
-    0.368
+    0.3681
     """
     op = "kl_div"
     if size_average is None and reduce is None and reduction == "mean":

@@ -11,8 +11,6 @@ from ._validate import as_array
 
 __all__ = ["pad"]
 
-_NUMPY_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
 
 def _pad_widths(shape, pad, mode):
     """Check ``pad`` and turn it into NumPy's per-axis (before, after) list."""
@@ -31,8 +29,7 @@ def _pad_widths(shape, pad, mode):
         before, after = int(pad[2 * k]), int(pad[2 * k + 1])
         size = shape[axis]
         if mode != "constant":
-            if before < 0 or after < 0:
-                raise ValueError(f"pad: negative padding is only supported in 'constant' mode, got {pad!r}")
+            # PyTorch checks the pad widths against the input (before any crop by a negative width)
             if mode == "reflect" and (before >= size or after >= size):
                 raise ValueError(
                     f"pad: reflect padding must be smaller than the input dimension: pad ({before}, {after}) "
@@ -43,6 +40,15 @@ def _pad_widths(shape, pad, mode):
                     f"on axis {axis} of size {size}")
             if mode == "replicate" and size == 0 and (before or after):
                 raise ValueError(f"pad: replicate padding needs a non-empty axis {axis}")
+            if mode == "circular":
+                kept = size - max(-before, 0) - max(-after, 0)
+                if size + before + after < 0 or max(before, after) > max(kept, 0):
+                    # PyTorch returns uninitialised memory or fails here: wrapping must stay inside the crop
+                    raise ValueError(f"pad: circular padding {pad!r} on axis {axis} of size {size} must leave a "
+                                     f"non-negative size and wrap at most the {max(kept, 0)} elements kept")
+            elif size + before + after <= 0 and (before or after):
+                raise ValueError(f"pad: padding {pad!r} leaves an empty axis {axis} of size {size} "
+                                 f"({size} + {before} + {after})")
         elif size - max(-before, 0) - max(-after, 0) < 0:
             # PyTorch crops (negative widths) before it pads, and refuses a crop larger than the axis:
             # (3, -3) on 2 elements is an error there, not 2 + 3 - 3 = 2 elements.
@@ -67,7 +73,7 @@ def pad(input, pad, mode="constant", value=None):
         Any shape; ``pad`` applies to the trailing axes.
     pad : tuple of int
         ``(left, right)`` for the last axis, then ``(top, bottom)`` for the one
-        before, and so on.  Negative values crop (``'constant'`` mode only).
+        before, and so on.  Negative values crop that side first (in every mode, as PyTorch).
     mode : {'constant', 'reflect', 'replicate', 'circular'}
         ``reflect`` mirrors without repeating the edge, ``replicate`` repeats
         the edge, ``circular`` wraps around.
@@ -95,7 +101,43 @@ def pad(input, pad, mode="constant", value=None):
         return np.pad(x, grow, mode="constant", constant_values=fill)
     if value not in (None, 0):
         raise ValueError(f"pad: value is only used in 'constant' mode, got value={value!r} with mode={mode!r}")
-    return np.pad(x, widths, mode=_NUMPY_MODE[mode])
+    if x.dtype == np.bool_ and mode in ("reflect", "replicate"):
+        raise TypeError(f"pad: {mode} padding of a bool array is not supported (as in PyTorch); "
+                        f"convert it to a numeric dtype first")
+    return _gather(x, widths, mode)
+
+
+def _source_index(size, before, after, mode):
+    """For each position of one padded axis, the input position it copies (PyTorch's rule, negative widths too).
+
+    A negative width crops that side first; reflect and replicate follow
+    PyTorch's index formula (on the input's own size, offset by the crop), and
+    circular wraps the cropped axis as PyTorch copies it, left side first.
+    """
+    out = size + before + after
+    j = np.arange(out)
+    if mode == "circular":
+        o0, o1 = max(before, 0), out - max(after, 0)
+        idx = np.full(out, -1, dtype=np.int64)
+        idx[o0:o1] = np.arange(max(-before, 0), size - max(-after, 0))
+        if before > 0:
+            idx[:before] = idx[out - before - max(after, 0):out - max(after, 0)]
+        if after > 0:
+            idx[out - after:] = idx[o0:o0 + after]
+        return idx
+    if mode == "reflect":
+        idx = np.where(j < before, 2 * before - j, np.where(j < size + before, j, 2 * (size + before - 1) - j))
+    else:  # replicate
+        idx = np.where(j < before, before, np.where(j < size + before, j, size + before - 1))
+    return (idx - max(before, 0) + max(-before, 0)).astype(np.int64)
+
+
+def _gather(x, widths, mode):
+    """``x`` padded with a non-constant mode: one ``take`` along each padded axis."""
+    for axis, (before, after) in enumerate(widths):
+        if before or after:
+            x = np.take(x, _source_index(x.shape[axis], before, after, mode), axis=axis)
+    return np.ascontiguousarray(x)
 
 
 def pad_backward(grad_output, input_shape, pad, mode="constant"):
@@ -119,7 +161,7 @@ def pad_backward(grad_output, input_shape, pad, mode="constant"):
         crop = tuple(slice(max(-b, 0), input_shape[i] - max(-a, 0)) for i, (b, a) in enumerate(widths))
         pad_indices = np.pad(index[crop], [(max(b, 0), max(a, 0)) for b, a in widths], constant_values=-1)
     else:
-        pad_indices = np.pad(index, widths, mode=_NUMPY_MODE[mode])
+        pad_indices = _gather(index, widths, mode)
     keep = pad_indices.ravel() >= 0
     flat = np.bincount(pad_indices.ravel()[keep], weights=g.ravel()[keep], minlength=size)
     return flat.reshape(input_shape).astype(g.dtype, copy=False)

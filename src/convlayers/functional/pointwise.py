@@ -8,7 +8,7 @@ applies it, and the autograd layer records it.
 The derivatives follow PyTorch's backward kernels at the corners: hardtanh
 and hardsigmoid pass nothing at their clip points, threshold/hardshrink/
 softshrink block where ``|x| <= lambd`` (or ``x <= threshold``), ELU uses the
-negative branch at 0, hardswish uses ``x/3 + 1/2`` on the closed ``[-3, 3]``.
+negative branch at 0, hardswish uses ``x/3 + 1/2`` on the open ``(-3, 3)``.
 """
 
 from __future__ import annotations
@@ -530,7 +530,8 @@ _DERIVATIVES = {
     "sigmoid": lambda g, x, y, p: g * y * (1 - y),
     "tanh": lambda g, x, y, p: g * (1 - y * y),
     "silu": _d_silu,
-    "hardswish": lambda g, x, y, p: np.where(x < -3, 0, np.where(x <= 3, g * (x / 3 + _scalar(x, 0.5)), g)),
+    # PyTorch's vectorised kernel: 0 up to and including -3, the slope on the open (-3, 3), 1 from 3 on.
+    "hardswish": lambda g, x, y, p: np.where(x <= -3, 0, np.where(x < 3, g * (x / 3 + _scalar(x, 0.5)), g)),
     # PyTorch's kernel multiplies by the float literal 1.0f/6.0f, in float64 too.
     "hardsigmoid": lambda g, x, y, p: np.where((x > -3) & (x < 3), g * _scalar(x, np.float32(1 / 6)), 0),
     "gelu": _d_gelu,

@@ -28,8 +28,13 @@ __all__ = ["conv_bn_act", "run_sequential"]
 _CLAMPS = {ReLU: (0.0, np.inf), ReLU6: (0.0, 6.0)}
 
 
+def _hooked(module):
+    return bool(getattr(module, "_forward_hooks", None) or getattr(module, "_forward_pre_hooks", None))
+
+
 def _fusable(conv, bn, x):
-    return (type(conv) is Conv2d and type(bn) is BatchNorm2d and not is_grad_enabled()
+    # A module with forward hooks runs on its own, so that its hooks see its own input and output.
+    return (type(conv) is Conv2d and not _hooked(conv) and not _hooked(bn) and type(bn) is BatchNorm2d and not is_grad_enabled()
             and not bn.training and bn.running_mean is not None and bn.running_var is not None
             and bn.num_features == conv.out_channels and isinstance(x, (Tensor, np.ndarray)))
 
@@ -96,7 +101,8 @@ def run_sequential(modules, x):
     i = 0
     while i < len(modules):
         if i + 1 < len(modules) and _fusable(modules[i], modules[i + 1], x):
-            act = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) in _CLAMPS else None
+            act = modules[i + 2] if i + 2 < len(modules) and type(modules[i + 2]) in _CLAMPS \
+                and not _hooked(modules[i + 2]) else None
             x = conv_bn_act(modules[i], modules[i + 1], act, x)
             i += 2 if act is None else 3
         else:

@@ -24,7 +24,7 @@ import numpy as np
 from ..autograd import Tensor, no_grad
 from . import _state
 
-__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys"]
+__all__ = ["Module", "Parameter", "Sequential", "ModuleList", "IncompatibleKeys", "RemovableHandle"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -98,6 +98,8 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
 
     # -- attribute registry -------------------------------------------------
 
@@ -204,18 +206,20 @@ class Module:
 
     # -- traversal ----------------------------------------------------------
 
-    def named_modules(self, memo=None, prefix: str = ""):
-        """Yield ``(dotted_name, module)`` for this module and every descendant, once each."""
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """Yield ``(dotted_name, module)`` for this module and every descendant (once each unless
+        ``remove_duplicate`` is False), depth first in registration order, as PyTorch."""
         if memo is None:
             memo = set()
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, module in self._modules.items():
             if module is None:
                 continue
-            yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+            yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
         """Yield this module and every descendant (depth first, registration order)."""
@@ -425,12 +429,84 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        if not any(isinstance(a, Tensor) for a in args) and any(isinstance(a, np.ndarray) for a in args):
+        values = (*args, *kwargs.values())
+        if not any(isinstance(a, Tensor) for a in values) and any(isinstance(a, np.ndarray) for a in values):
             # Inference on arrays: no graph, arrays out.
             with no_grad():
                 wrapped = [Tensor(a) if isinstance(a, np.ndarray) else a for a in args]
-                return _unwrap(self.forward(*wrapped, **kwargs))
-        return self.forward(*args, **kwargs)
+                wrapped_kw = {k: Tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+                return _unwrap(self._call_with_hooks(wrapped, wrapped_kw))
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        d = self.__dict__
+        if not (d.get("_forward_pre_hooks") or d.get("_forward_hooks")):
+            return self.forward(*args, **kwargs)
+        args = tuple(args)
+        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of (new_args, "
+                                           f"new_kwargs), but got {result}.")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        try:
+            output = self.forward(*args, **kwargs)
+        except Exception:
+            for hook, with_kwargs, always in list(self._forward_hooks.values()):
+                if always:
+                    hook(self, args, kwargs, None) if with_kwargs else hook(self, args, None)
+            raise
+        for hook, with_kwargs, _ in list(self._forward_hooks.values()):
+            result = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+            if result is not None:
+                output = result
+        return output
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False):
+        """Call ``hook(module, args)`` before every forward; a non-None result replaces ``args``.
+
+        With ``with_kwargs`` the hook is ``hook(module, args, kwargs)`` and may return
+        ``(args, kwargs)``.  Returns a handle whose ``remove()`` unregisters the hook.
+        For ndarray calls the hook sees the Tensors that ``forward`` receives.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from convlayers import nn
+        >>> relu = nn.ReLU()
+        >>> handle = relu.register_forward_pre_hook(lambda m, args: (args[0] - 1,))
+        >>> relu(np.array([1.5]))
+        array([0.5])
+        >>> handle.remove(); relu(np.array([1.5]))
+        array([1.5])
+        """
+        return _add_hook(self._forward_pre_hooks, (hook, bool(with_kwargs), False), prepend)
+
+    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False):
+        """Call ``hook(module, args, output)`` after every forward; a non-None result replaces the output.
+
+        ``with_kwargs``: ``hook(module, args, kwargs, output)``; ``always_call``: run
+        it (with ``output=None``) even when forward raises.  Returns a handle
+        whose ``remove()`` unregisters the hook.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from convlayers import nn
+        >>> seen = []
+        >>> net = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+        >>> handle = net[0].register_forward_hook(lambda m, args, out: seen.append(out.shape))
+        >>> _ = net(np.ones((4, 3), dtype=np.float32)); seen
+        [(4, 2)]
+        """
+        return _add_hook(self._forward_hooks, (hook, bool(with_kwargs), bool(always_call)), prepend)
 
     # -- printing -----------------------------------------------------------
 
@@ -451,6 +527,37 @@ class Module:
         if len(extra_lines) == 1 and not child_lines:
             return f"{self._get_name()}({extra_lines[0]})"
         return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``remove()`` (or leaving a ``with`` block) unregisters."""
+
+    _next_id = 0
+
+    def __init__(self, registry):
+        self._registry = registry
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self._registry.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+def _add_hook(registry, entry, prepend):
+    if not callable(entry[0]):
+        raise TypeError(f"hook must be callable, got {type(entry[0]).__name__}")
+    handle = RemovableHandle(registry)
+    registry[handle.id] = entry
+    if prepend:
+        registry.move_to_end(handle.id, last=False)
+    return handle
 
 
 def _unwrap(value):
@@ -522,34 +629,5 @@ class Sequential(Module):
         return run_sequential(list(self._modules.values()), x)
 
 
-class ModuleList(Module):
-    """A list of modules whose parameters are registered (named ``0``, ``1``, ...).
-
-    Examples
-    --------
-    >>> from convlayers import nn
-    >>> layers = nn.ModuleList([nn.ReLU(), nn.Identity()])
-    >>> len(layers), type(layers[1]).__name__
-    (2, 'Identity')
-    """
-
-    def __init__(self, modules=()):
-        super().__init__()
-        for module in modules:
-            self.append(module)
-
-    def append(self, module):
-        """Add ``module`` at the end; return self."""
-        if not isinstance(module, Module):
-            raise TypeError(f"module must be a Module, got {type(module).__name__}")
-        self.add_module(str(len(self)), module)
-        return self
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        return list(self._modules.values())[index]
+# ModuleList lives with the other containers; re-exported here, where it has always been importable from.
+from .container import ModuleList  # noqa: E402
