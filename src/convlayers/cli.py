@@ -35,6 +35,7 @@ COMMANDS = {
     "bench": "bench",
     "run": "run",
     "explain": "explain",
+    "classify": "classify",
 }
 
 
