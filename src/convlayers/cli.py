@@ -36,6 +36,7 @@ COMMANDS = {
     "run": "run",
     "explain": "explain",
     "classify": "classify",
+    "faces": "faces",
 }
 
 
