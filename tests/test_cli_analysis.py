@@ -70,15 +70,7 @@ def test_compare_seed_and_custom(capsys):
     assert code == 0 and json.loads(out)["width"] == 9
 
 
-def test_demo_quick(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    out_dir = tmp_path / "tour"
-    code, out, _ = run_cli(["demo", "--quick", "--out", str(out_dir)], capsys)
-    assert code == 0
-    assert (out_dir / "gallery.png").stat().st_size > 10_000
-    for words in ("[1/4]", "[4/4]", "1/N + 1/k^2", "Total params: 8,832", "test accuracy:",
-                  f"Pictures written to {out_dir}"):
-        assert words in out
+# The tour's end-to-end run (stops, pictures, index.html, Chromium) is tests/test_demo.py.
 
 
 def test_demo_refuses_a_file_as_out(tmp_path, capsys):

@@ -23,10 +23,10 @@ def test_default_gallery_on_bundled_cat(tmp_path, monkeypatch, capsys):
     with Image.open(out) as im:
         w, h = im.size
         assert im.format == "PNG"
-    assert 600 <= w <= 4000 and 300 <= h <= 4000  # 4 + 3 cells of 451 x 300 photos
+    assert 600 <= w <= 4000 and 300 <= h <= 4000  # 4 + 3 cells of 300 x 451 (height x width) photos
     assert 50_000 < out.stat().st_size < 10_000_000
     text = capsys.readouterr().out
-    assert "bundled cat" in text and "451x300 pixels (width x height)" in text
+    assert "bundled cat" in text and "300 x 451 pixels (height x width)" in text
     assert "converted to grey" in text            # the bundled photo is colour: said, not silent
     assert sorted(os.listdir(tmp_path)) == ["gallery.png"]  # no temp files left
 
@@ -126,14 +126,14 @@ def test_max_pixels_guard(tmp_path, capsys):
     out = tmp_path / "g.png"
     assert main(["filters", str(img), "--max-pixels", "1999", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "50x40 = 2,000 pixels" in err and "--max-pixels 2000" in err and len(err.strip().splitlines()) == 1
+    assert "40 x 50 (height x width) = 2,000 pixels" in err and "--max-pixels 2000" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
     assert main(["filters", str(img), "--max-pixels", "2000", "--out", str(out)]) == 0
     from PIL import Image as PILImage
     assert PILImage.MAX_IMAGE_PIXELS == 89_478_485   # restored: the guard stays on for everyone else
 
 
-def test_failing_save_dir_leaves_no_gallery(tmp_path, monkeypatch):
+def test_failing_save_dir_leaves_no_gallery(tmp_path, monkeypatch, capsys):
     from convlayers.commands import filters as cmd
 
     img = tmp_path / "in.png"
@@ -149,12 +149,12 @@ def test_failing_save_dir_leaves_no_gallery(tmp_path, monkeypatch):
     real = cmd._write_png_to
     monkeypatch.setattr(cmd, "_write_png_to", broken)
     save = tmp_path / "resp"
-    with pytest.raises(OSError):
-        main(["filters", str(img), "--out", str(tmp_path / "g.png"), "--save-dir", str(save)])
+    assert main(["filters", str(img), "--out", str(tmp_path / "g.png"), "--save-dir", str(save)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == ["convlayers filters: error: No space left on device"]
     assert sorted(os.listdir(tmp_path)) == ["in.png"]      # no gallery, no directory, no temp files
 
 
-def test_existing_outputs_untouched_on_failure(tmp_path, monkeypatch):
+def test_existing_outputs_untouched_on_failure(tmp_path, monkeypatch, capsys):
     img = tmp_path / "in.png"
     _photo(img, (40, 30))
     save = tmp_path / "resp"
@@ -163,8 +163,9 @@ def test_existing_outputs_untouched_on_failure(tmp_path, monkeypatch):
     (tmp_path / "g.png").write_bytes(b"old gallery")
     import convlayers.viz._common as common
     monkeypatch.setattr(common, "png_bytes", lambda fig: (_ for _ in ()).throw(RuntimeError("draw failed")))
-    with pytest.raises(RuntimeError):
-        main(["filters", str(img), "--filters", "blur", "--out", str(tmp_path / "g.png"), "--save-dir", str(save)])
+    assert main(["filters", str(img), "--filters", "blur", "--out", str(tmp_path / "g.png"),
+                 "--save-dir", str(save)]) == 1
+    assert "draw failed" in capsys.readouterr().err
     assert (tmp_path / "g.png").read_bytes() == b"old gallery"
     assert sorted(os.listdir(save)) == ["blur.png"] and (save / "blur.png").read_bytes() == b"old"
 

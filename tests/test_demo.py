@@ -45,6 +45,8 @@ def test_demo_writes_and_lists_every_picture(tour):
                 arr = np.asarray(im.convert("RGB"))
             assert arr.std() > 10, f"{name} looks blank"
     assert re.search(r"Test accuracy: \d+\.\d% after 1 epoch\(s\) on a 256-image subset, seeds fixed", text)
+    for words in ("[1/9]", "[9/9]", "1/N + 1/k^2", "Total params: 8,832", f"files to {out}"):
+        assert words in text
 
 
 def test_index_shows_the_pictures_in_tour_order(tour):

@@ -86,7 +86,7 @@ def test_gallery_panels_kernels_and_colour_scales(tmp_path):
     assert panels[0].images[0].get_cmap().name == "gray"
     text = " ".join(t.get_text() for t in fig.texts) + fig._suptitle.get_text()
     assert "the cat" in text and "boundary='symm'" in text and "mode='same'" in text and "converted" in text
-    assert "451x300" in text
+    assert "300 x 451 px, height x width" in text
     bars = _by_gid(fig, "colorbar")
     assert len(bars) == 1 + len(SEED_FILTERS)
     for cax, ax in zip(bars, panels):                 # each colour bar spans its panel's colour scale

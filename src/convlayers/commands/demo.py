@@ -98,23 +98,14 @@ def _write_index(out_dir, accuracy_line, written):
 
 
 def run(args) -> int:
-    from ..cli import InputError, UsageError
+    from ..cli import UsageError
 
     if args.epochs < 1:
         raise UsageError(f"--epochs: must be a positive integer, got {args.epochs}")
-    out_dir = os.path.abspath(args.out)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageError(f"--out: {args.out!r} exists and is not a directory")
-    parent = out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir)
-    if not os.path.isdir(parent):
-        raise UsageError(f"--out: parent directory {parent!r} does not exist")
-    try:
-        from ..viz._common import matplotlib_parts
-        matplotlib_parts()
-    except ImportError as exc:
-        raise InputError(f"{exc} (the tour draws pictures)") from None
+    from .explain import picture_dir
+
     start = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = picture_dir(args.out)
     from .. import viz
     from ..filters import SEED_FILTERS, filter_bank
     from ..io import chelsea
@@ -134,7 +125,7 @@ def run(args) -> int:
                            image_name="the bundled cat",
                            note="the bundled photo is colour; converted to grey (L = 0.299 R + 0.587 G + 0.114 B)")],
          f"the seed's {len(SEED_FILTERS)} filters ({', '.join(SEED_FILTERS)}) on the bundled cat, "
-         f"{cat.shape[1]}x{cat.shape[0]} pixels (width x height)")
+         f"{cat.shape[0]} x {cat.shape[1]} pixels (height x width)")
 
     _heading(2, "The sliding window: the seed's 4x4 example, step by step")
     stop(*viz.explain_conv(out_dir))

@@ -22,18 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=int, default=1, help="conv only: step between windows (default 1)")
 
 
-def run(args) -> int:
+def picture_dir(out):
+    """Check ``--out`` and the ``plot`` extra before any work, then create the directory; its absolute path.
+
+    Shared by ``explain`` and ``demo``: exit 2 for a bad ``--out``, 1 (one line) without matplotlib.
+    """
     from ..cli import InputError, UsageError
 
-    if args.padding < 0 or args.padding > 3:
-        raise UsageError(f"--padding: must be 0 to 3 for the 4x4 example, got {args.padding}")
-    if args.stride < 1 or args.stride > 4:
-        raise UsageError(f"--stride: must be 1 to 4 for the 4x4 example, got {args.stride}")
-    if (args.padding or args.stride != 1) and args.topic not in ("conv", "all"):
-        raise UsageError("--padding and --stride apply to the 'conv' topic only")
-    out_dir = os.path.abspath(args.out)
+    out_dir = os.path.abspath(out)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageError(f"--out: {args.out!r} exists and is not a directory")
+        raise UsageError(f"--out: {out!r} exists and is not a directory")
     parent = out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir)
     if not os.path.isdir(parent):
         raise UsageError(f"--out: parent directory {parent!r} does not exist")
@@ -41,10 +39,23 @@ def run(args) -> int:
         from ..viz._common import matplotlib_parts
         matplotlib_parts()
     except ImportError as exc:
-        raise InputError(str(exc)) from None
+        raise InputError(f"{exc} (needed to draw the pictures)") from None
+    os.makedirs(out_dir, exist_ok=True)
+    return out_dir
+
+
+def run(args) -> int:
+    from ..cli import UsageError
+
+    if args.padding < 0 or args.padding > 3:
+        raise UsageError(f"--padding: must be 0 to 3 for the 4x4 example, got {args.padding}")
+    if args.stride < 1 or args.stride > 4:
+        raise UsageError(f"--stride: must be 1 to 4 for the 4x4 example, got {args.stride}")
+    if (args.padding or args.stride != 1) and args.topic not in ("conv", "all"):
+        raise UsageError("--padding and --stride apply to the 'conv' topic only")
+    out_dir = picture_dir(args.out)
     from ..viz import TOPICS
 
-    os.makedirs(out_dir, exist_ok=True)
     topics = [t for t in TOPICS] if args.topic == "all" else [args.topic]
     for topic in topics:
         kwargs = dict(padding=args.padding, stride=args.stride) if topic == "conv" else {}

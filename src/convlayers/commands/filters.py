@@ -121,9 +121,9 @@ def read_input(path, channel="gray", max_pixels=None):
     except Exception:  # noqa: BLE001 - read_image below gives the one-line reason
         w = h = None
     if w is not None and max_pixels is not None and w * h > max_pixels:
-        raise InputError(f"{os.fspath(path)}: refused, {w}x{h} = {w * h:,} pixels is over the limit of "
-                         f"{max_pixels:,} (decompression-bomb guard); pass --max-pixels {w * h} if you "
-                         f"trust this file")
+        raise InputError(f"{os.fspath(path)}: refused, {h} x {w} (height x width) = {w * h:,} pixels is over "
+                         f"the limit of {max_pixels:,} (decompression-bomb guard); pass --max-pixels {w * h} "
+                         f"if you trust this file")
     colour = mode is not None and mode not in ("1", "L", "LA", "La", "I", "I;16", "F")
     old = Image.MAX_IMAGE_PIXELS
     try:

@@ -17,7 +17,7 @@ Examples
 >>> from convlayers.viz import save_gallery
 >>> img = np.random.default_rng(0).random((16, 16))
 >>> p = os.path.join(tempfile.mkdtemp(), "g.png")
->>> save_gallery(p, img, {"blur": img}); os.path.getsize(p) > 0
+>>> save_gallery(p, img, {"blur": img}) == p and os.path.getsize(p) > 0
 True
 """
 

@@ -118,7 +118,7 @@ def draw_matrix(ax, matrix, *, title=None, cmap=None, fontsize=None, fmt=number_
         ax.imshow(m, cmap=cmap, vmin=lo, vmax=lim, interpolation="nearest")
     if fontsize is None:
         longest = max(len(fmt(v)) for v in m.ravel()) if m.size <= 64 else 4
-        fontsize = max(4, min(12, int(36 / max(h, w)), int(90 / (max(h, w) * max(longest, 1)))))
+        fontsize = max(4, min(12, int(60 / max(h, w)), int(90 / (max(h, w) * max(longest, 1)))))
     if max(h, w) <= 8:
         for i in range(h):
             for j in range(w):

@@ -69,7 +69,6 @@ def _conv_weights(model):
 
 def features_figure(model, image, label=None, prediction=None, max_maps=16):
     """Row 0: the first conv layer's 3x3 filters. Then the digit and each layer's feature maps (first ``max_maps``)."""
-    from ..nn import Conv2d  # noqa: F401  (the model is a convlayers one)
 
     x = np.asarray(image, dtype=np.float32).reshape(1, 1, *np.asarray(image).shape[-2:])
     weights = _conv_weights(model)

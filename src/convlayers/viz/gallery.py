@@ -12,7 +12,7 @@ Examples
 >>> from convlayers.viz import save_gallery
 >>> img = np.random.default_rng(0).random((16, 16))
 >>> p = os.path.join(tempfile.mkdtemp(), "g.png")
->>> save_gallery(p, img, {"blur": img}); os.path.getsize(p) > 0
+>>> save_gallery(p, img, {"blur": img}) == p and os.path.getsize(p) > 0
 True
 """
 
@@ -131,7 +131,7 @@ def gallery_figure(image, responses, *, kernels=None, image_name="the image", bo
     gs = fig.add_gridspec(len(rows), 2 * ncol, left=0.02, right=0.96, bottom=0.02, top=1 - head * inch,
                           hspace=0.38, wspace=0.3)
     grey_hi = 255.0 if img.dtype == np.uint8 else float(np.nanmax(iview))
-    title = (f"Convolution of {image_name} ({full_w}x{full_h} px, width x height) with each kernel: "
+    title = (f"Convolution of {image_name} ({full_h} x {full_w} px, height x width) with each kernel: "
              f"mode='{mode}', boundary='{boundary}'")
     fig.suptitle(title, fontsize=11, y=1 - 0.2 * inch, va="top")
     legend = ("Edge responses: red = positive, blue = negative, white = 0 (colour bars clipped at the "
@@ -155,7 +155,7 @@ def gallery_figure(image, responses, *, kernels=None, image_name="the image", bo
             cax.set_gid(f"colorbar{i}")
             if i == 0:
                 kax.set_axis_off()
-                kax.text(0.5, 0.5, f"input\n{full_w}x{full_h} px\n\ngrey map:\n0 = black\n"
+                kax.text(0.5, 0.5, f"input\n{full_h} x {full_w} px\n(height x width)\n\ngrey map:\n0 = black\n"
                          f"{grey_hi:g} = white", ha="center", va="center", fontsize=8,
                          transform=kax.transAxes)
                 if view.ndim == 3:

@@ -130,7 +130,7 @@ def conv_step_figure(n=0, image=None, kernel=None, padding=0, stride=1):
     if not 0 <= n < len(steps):
         raise ValueError(f"n must be in [0, {len(steps)}), got {n}")
     fig = new_figure(9, 4.2)
-    spec = fig.add_gridspec(1, 1, left=0.02, right=0.98, top=0.86, bottom=0.02)[0, 0]
+    spec = fig.add_gridspec(1, 1, left=0.02, right=0.98, top=0.8 if stride > 1 else 0.86, bottom=0.02)[0, 0]
     _draw_conv_state(fig, spec, image, kernel, steps, n, padding, stride)
     fig.suptitle(f"Convolution, step {n + 1} of {len(steps)}: multiply the window by the kernel, add up "
                  f"(stride {stride}, padding {padding})"
@@ -154,8 +154,9 @@ def conv_overview_figure(image=None, kernel=None, padding=0, stride=1):
                          title=n == 0)
     extra = f", padding {padding}" if padding else ""
     fig.suptitle(f"Sliding a 3x3 kernel over the seed's 4x4 image (stride {stride}{extra}): "
-                 f"{len(steps)} window positions, one output number each.\nGrey = zero padding; outlined = the "
-                 f"window; red/blue = positive/negative output"
+                 f"{len(steps)} window positions, one output number each.\n"
+                 + ("Grey = zero padding; outlined" if padding else "Outlined")
+                 + " = the window; red/blue = positive/negative output"
                  + ("; dot = a window corner used, red x = one the stride skips" if stride > 1 else ""),
                  fontsize=11)
     return fig
