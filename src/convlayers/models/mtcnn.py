@@ -16,21 +16,9 @@ import os
 import numpy as np
 
 from .. import functional as F
-from ..nn import Conv2d, Linear, MaxPool2d, Module, Parameter
+from ..nn import Conv2d, Linear, MaxPool2d, Module, PReLU
 
 __all__ = ["PNet", "RNet", "ONet", "mtcnn_nets", "facenet_weights_dir"]
-
-
-class _PReLU(Module):
-    """PReLU with one slope per channel (axis 1), torch's parameter name ``weight`` and init 0.25."""
-
-    def __init__(self, num_parameters):
-        super().__init__()
-        self.num_parameters = num_parameters
-        self.weight = Parameter(np.full((num_parameters,), 0.25, dtype=np.float32))
-
-    def forward(self, x):
-        return F.prelu(x, self.weight)
 
 
 def _flatten_whc(x):
@@ -52,12 +40,12 @@ class PNet(Module):
     def __init__(self):
         super().__init__()
         self.conv1 = Conv2d(3, 10, kernel_size=3)
-        self.prelu1 = _PReLU(10)
+        self.prelu1 = PReLU(10)
         self.pool1 = MaxPool2d(2, 2, ceil_mode=True)
         self.conv2 = Conv2d(10, 16, kernel_size=3)
-        self.prelu2 = _PReLU(16)
+        self.prelu2 = PReLU(16)
         self.conv3 = Conv2d(16, 32, kernel_size=3)
-        self.prelu3 = _PReLU(32)
+        self.prelu3 = PReLU(32)
         self.conv4_1 = Conv2d(32, 2, kernel_size=1)
         self.conv4_2 = Conv2d(32, 4, kernel_size=1)
 
@@ -78,15 +66,15 @@ class RNet(Module):
     def __init__(self):
         super().__init__()
         self.conv1 = Conv2d(3, 28, kernel_size=3)
-        self.prelu1 = _PReLU(28)
+        self.prelu1 = PReLU(28)
         self.pool1 = MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = Conv2d(28, 48, kernel_size=3)
-        self.prelu2 = _PReLU(48)
+        self.prelu2 = PReLU(48)
         self.pool2 = MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = Conv2d(48, 64, kernel_size=2)
-        self.prelu3 = _PReLU(64)
+        self.prelu3 = PReLU(64)
         self.dense4 = Linear(576, 128)
-        self.prelu4 = _PReLU(128)
+        self.prelu4 = PReLU(128)
         self.dense5_1 = Linear(128, 2)
         self.dense5_2 = Linear(128, 4)
 
@@ -110,18 +98,18 @@ class ONet(Module):
     def __init__(self):
         super().__init__()
         self.conv1 = Conv2d(3, 32, kernel_size=3)
-        self.prelu1 = _PReLU(32)
+        self.prelu1 = PReLU(32)
         self.pool1 = MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = Conv2d(32, 64, kernel_size=3)
-        self.prelu2 = _PReLU(64)
+        self.prelu2 = PReLU(64)
         self.pool2 = MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = Conv2d(64, 64, kernel_size=3)
-        self.prelu3 = _PReLU(64)
+        self.prelu3 = PReLU(64)
         self.pool3 = MaxPool2d(2, 2, ceil_mode=True)
         self.conv4 = Conv2d(64, 128, kernel_size=2)
-        self.prelu4 = _PReLU(128)
+        self.prelu4 = PReLU(128)
         self.dense5 = Linear(1152, 256)
-        self.prelu5 = _PReLU(256)
+        self.prelu5 = PReLU(256)
         self.dense6_1 = Linear(256, 2)
         self.dense6_2 = Linear(256, 4)
         self.dense6_3 = Linear(256, 10)
