@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import convlayers.functional as F
+from convlayers.functional import pooling_sized as _pooling_sized
 from convlayers.functional import conv as _conv
 from convlayers.functional import norm as _norm
 from convlayers.functional import normalization as _normalization
@@ -58,6 +59,9 @@ img = rng.standard_normal((70, 90))
 box = np.ones((5, 5)) / 25
 rank2 = rng.standard_normal((4, 4))
 idx = F.max_pool2d(x, 2, return_indices=True)[1]
+pooled = F.max_pool2d(x, 2)
+x5 = rng.standard_normal((2, 4, 8, 12, 12))
+samples = rng.random((4, 8, 2))
 
 
 def bn_train():
@@ -108,6 +112,12 @@ OPS = {
     "filters fft/direct": lambda: filters.correlate2d(img, rank2, mode="same", boundary="wrap"),
     "filters valid": lambda: filters.correlate2d(img, rank2, mode="valid"),
     "correlate_valid kernel": correlate_valid,
+    "max_pool3d": lambda: F.max_pool3d(x5, 2),
+    "avg_pool3d": lambda: F.avg_pool3d(x5, 3, 2, 1),
+    "max_unpool2d": lambda: F.max_unpool2d(pooled, idx, 2),
+    "max_unpool backward": lambda: _pooling_sized.max_unpool_backward(np.ones((4, 8, 24, 24)), idx),
+    "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
+                                                             _random_samples=samples),
 }
 
 

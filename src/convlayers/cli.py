@@ -35,6 +35,8 @@ COMMANDS = {
     "bench": "bench",
     "run": "run",
     "explain": "explain",
+    "classify": "classify",
+    "faces": "faces",
 }
 
 

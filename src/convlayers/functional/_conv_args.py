@@ -36,13 +36,17 @@ class ConvCall(NamedTuple):
     out_shape: tuple
 
 
+_INT64_LIMIT = 2**63
+
+
 def ntuple(value, nd: int, name: str, op: str, low: int) -> tuple:
     """An int, or a sequence of 1 or ``nd`` ints, as an ``nd``-tuple of ints ``>= low``."""
     # fast paths first: this runs three times on every convolution call (a Python int, a tuple of them)
     if type(value) is int:
-        if value >= low:
+        if low <= value < _INT64_LIMIT:
             return (value,) * nd
-    elif type(value) is tuple and len(value) == nd and all(type(v) is int and v >= low for v in value):
+    elif type(value) is tuple and len(value) == nd and all(type(v) is int and low <= v < _INT64_LIMIT
+                                                           for v in value):
         return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         items = (int(value),) * nd
@@ -58,7 +62,7 @@ def ntuple(value, nd: int, name: str, op: str, low: int) -> tuple:
     if any(v < low for v in items):
         what = "positive" if low == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {what}, got {value!r}")
-    if any(v >= 2**63 for v in items):  # the kernels take int64: a larger stride wrapped round (a wrong value)
+    if any(v >= _INT64_LIMIT for v in items):  # the kernels take int64: a larger stride wrapped round (a wrong value)
         raise ValueError(f"{op}: {name} must fit in a 64-bit signed integer, got {value!r}")
     return items
 

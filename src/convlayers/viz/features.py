@@ -46,16 +46,20 @@ def train_digits_model(kind=DEMO_RECIPE["kind"], width=DEMO_RECIPE["width"], epo
 
 
 def layer_outputs(model, x):
-    """``[(name, output)]`` of each top-level layer of a Sequential model, fed ``x`` in turn.
+    """``[(name, output)]`` of each top-level layer of ``model``, recorded by forward hooks during one forward.
 
-    The same arrays forward hooks on the children would see; walking the children
-    keeps it working on every Module.
+    A hook on every child (``register_forward_hook``) sees each layer's output as the
+    model's own ``forward`` produces it, whatever that forward does; the hooks are
+    removed afterwards, even if the forward raises.
     """
     outs = []
-    h = x
-    for name, child in model.named_children():
-        h = child(h)
-        outs.append((name, np.asarray(h)))
+    handles = [child.register_forward_hook(lambda module, args, out, name=name: outs.append((name, np.asarray(out))))
+               for name, child in model.named_children()]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
     return outs
 
 

