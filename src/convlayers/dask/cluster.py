@@ -22,7 +22,8 @@ def cluster(address=None, *, n_workers=None, threads_per_worker=1, memory_limit=
     contend).  Its nanny would set ``MALLOC_TRIM_THRESHOLD_=65536`` in each worker,
     which made a model forward 2.2x slower here (every large temporary is returned
     to the OS and faulted back in); this client leaves glibc's default instead
-    (``distributed.nanny.pre-spawn-environ``).  Close it with ``client.close()``
+    (``distributed.nanny.pre-spawn-environ``), and gives numba as many threads as
+    the worker has (dask already limits BLAS and OpenMP to one).  Close it with ``client.close()``
     (its cluster closes with it) or use it as a context manager.
 
     Examples
@@ -45,6 +46,8 @@ def cluster(address=None, *, n_workers=None, threads_per_worker=1, memory_limit=
         raise ValueError(f"cluster: n_workers must be a positive int, got {n_workers!r}")
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    # numba would start one thread per core in every worker: 2 workers x 2 threads fought for 2 cores
+    environ["NUMBA_NUM_THREADS"] = threads_per_worker
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                              memory_limit=memory_limit, dashboard_address=None, host="127.0.0.1", **kwargs)
