@@ -83,6 +83,27 @@ def _flag(value, name):
     return bool(value)
 
 
+def _affine_parameters(module, enabled, shape, dtype, bias):
+    """Register ``weight`` (ones) and ``bias`` (zeros, or None without ``bias``), or both None, as PyTorch does."""
+    if enabled:
+        module.weight = Parameter(np.ones(shape, dtype))
+        if bias:
+            module.bias = Parameter(np.zeros(shape, dtype))
+        else:
+            module.register_parameter("bias", None)
+    else:
+        module.register_parameter("weight", None)
+        module.register_parameter("bias", None)
+
+
+def _reset_affine(module):
+    """PyTorch's initial values: ``weight`` ones, ``bias`` zeros, where they exist."""
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class GroupNorm(Module):
     r"""Group normalisation (``torch.nn.GroupNorm``): statistics per sample over groups of channels.
 
@@ -122,21 +143,10 @@ class GroupNorm(Module):
         self.eps = _eps(eps)
         self.affine = _flag(affine, "affine")
         dtype = _float_dtype(dtype)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_channels, dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.affine, self.num_channels, dtype, bias)
 
     def reset_parameters(self):
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def extra_repr(self):
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
@@ -187,21 +197,10 @@ class LayerNorm(Module):
         self.eps = _eps(eps)
         self.elementwise_affine = _flag(elementwise_affine, "elementwise_affine")
         dtype = _float_dtype(dtype)
-        if self.elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.elementwise_affine, self.normalized_shape, dtype, bias)
 
     def reset_parameters(self):
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
@@ -268,15 +267,7 @@ class _InstanceNorm(Module):
         self.affine = _flag(affine, "affine")
         self.track_running_stats = _flag(track_running_stats, "track_running_stats")
         dtype = _float_dtype(dtype)
-        if self.affine:
-            self.weight = Parameter(np.ones(self.num_features, dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_features, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.affine, self.num_features, dtype, bias)
         if self.track_running_stats:
             self.register_buffer("running_mean", np.zeros(self.num_features, dtype))
             self.register_buffer("running_var", np.ones(self.num_features, dtype))
@@ -294,10 +285,7 @@ class _InstanceNorm(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
