@@ -14,37 +14,15 @@ import numbers
 import numpy as np
 
 from .. import functional as F
-from ..sizes import pair
 from . import init
 from .conv import Conv2d, ConvTranspose2d, _ConvNd  # noqa: F401  (the convolution layers live in nn.conv)
+from .conv import _float_dtype, _positive_int  # shared argument checks
 from .module import Module, Parameter
 
 __all__ = [
     "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d",
     "ReLU", "ReLU6", "Flatten", "Linear", "Dropout", "Identity",
 ]
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return int(value)
-
-
-def _pair_at_least(value, name, low):
-    result = pair(value, name)
-    if any(v < low for v in result):
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return result
-
-
-def _float_dtype(dtype):
-    dtype = np.dtype(np.float32 if dtype is None else dtype)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
 
 def _check_input(x, ndim, name):
     shape = getattr(x, "shape", None)
