@@ -22,6 +22,11 @@ import convlayers.dask as cd  # noqa: E402
 KERNELS = ["sobel_x", "blur", "laplacian", "gaussian", "box", "emboss"]
 
 
+_PARENT_NUMBA_THREADS = os.environ.get("NUMBA_NUM_THREADS")
+_PARENT_ENV = {key: os.environ.get(key) for key in
+               ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_")}
+
+
 @pytest.fixture(scope="module")
 def client():
     c = cd.cluster(n_workers=2, memory_limit="2GiB")
@@ -134,6 +139,31 @@ def test_filters_on_local_cluster(client):
     lazy = da.from_delayed(dask.delayed(x), img.shape, dtype=img.dtype).rechunk((64, 50))
     got = cd.gradient_magnitude(lazy).compute()
     np.testing.assert_array_equal(got, filters.gradient_magnitude(img))
+
+
+def test_cluster_limits_numba_in_workers_and_leaves_this_process_alone(client):
+    # the nanny once wrote NUMBA_NUM_THREADS=1 into this process's environment, and numba then
+    # refused every later compile here (1734 failures in CI)
+    def numba_threads():
+        import numba
+        return os.environ.get("NUMBA_NUM_THREADS"), numba.config.NUMBA_NUM_THREADS
+
+    for env_value, threads in client.run(numba_threads).values():
+        assert env_value == "1" and threads == 1
+    assert os.environ.get("NUMBA_NUM_THREADS") == _PARENT_NUMBA_THREADS
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_TRIM_THRESHOLD_"):
+        assert os.environ.get(key) == _PARENT_ENV[key], key
+    # a fresh compile in this process after the cluster started (numba reloads its config then)
+    import numba
+
+    @numba.njit(parallel=True)
+    def total(a):
+        s = 0.0
+        for i in numba.prange(a.shape[0]):
+            s += a[i]
+        return s
+
+    assert total(np.ones(1000)) == 1000.0
 
 
 def _digits_model():

@@ -46,11 +46,28 @@ def cluster(address=None, *, n_workers=None, threads_per_worker=1, memory_limit=
         raise ValueError(f"cluster: n_workers must be a positive int, got {n_workers!r}")
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    # numba would start one thread per core in every worker: 2 workers x 2 threads fought for 2 cores
-    environ["NUMBA_NUM_THREADS"] = threads_per_worker
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                             memory_limit=memory_limit, dashboard_address=None, host="127.0.0.1", **kwargs)
+    # numba would start one thread per core in every worker: 2 workers x 2 threads fought for 2 cores.
+    # It goes in the nanny's ``env`` (set inside the worker process), not in pre-spawn-environ: the
+    # nanny writes pre-spawn-environ into *this* process's os.environ before it spawns, and numba
+    # here then refuses every later compile ("Cannot set NUMBA_NUM_THREADS to a different value
+    # once the threads have been launched") -- the CI failure of 2026-12-02.  numba reads the
+    # variable when it first launches its threads, which a worker does long after ``env`` is set.
+    worker_env = dict(kwargs.pop("env", None) or {})
+    worker_env.setdefault("NUMBA_NUM_THREADS", str(threads_per_worker))
+    saved = {key: os.environ.get(key) for key in environ}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            local = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                                 memory_limit=memory_limit, dashboard_address=None, host="127.0.0.1",
+                                 env=worker_env, **kwargs)
+    finally:
+        # the caller's environment is not ours to change (OMP/MKL/OPENBLAS_NUM_THREADS=1 would
+        # otherwise reach every subprocess this process starts later)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     client = Client(local)
     client._convlayers_owns_cluster = local
     # closing the client closes the cluster it started
