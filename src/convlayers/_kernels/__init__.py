@@ -91,13 +91,28 @@ def _choose_layer():
 
     if "NUMBA_THREADING_LAYER" in os.environ or getattr(parallel, "_is_initialized", False):
         return  # the user chose, or numba already runs a layer: it cannot change now
-    numba.config.THREADING_LAYER = "tbb" if _load_tbb() else "workqueue"
+    global _tbb_loaded
+    _tbb_loaded = _load_tbb()
+    numba.config.THREADING_LAYER = "tbb" if _tbb_loaded else "workqueue"
 
 
+_tbb_loaded = False
 _choose_layer()
 
 # Below this many elements of work a kernel runs on the calling thread.
 PARALLEL_MIN_WORK = 1 << 17
+
+
+def cheap_launch() -> bool:
+    """Whether a parallel launch is cheap on the threading layer in use (tbb: ~4 µs, workqueue: ~0.1 ms).
+
+    Measured with an empty 64-element ``prange`` kernel: 4.2 µs per call on tbb
+    on the 2-core Intel Xeon VM (AVX-512); the workqueue layer's ~0.1 ms was
+    measured on the 2-core Zen 5 VM.  Kernels whose serial run is short
+    choose their parallel threshold by this.
+    """
+    layer = numba.config.THREADING_LAYER
+    return layer == "tbb" or (layer == "default" and _tbb_loaded)
 
 
 def _layer():

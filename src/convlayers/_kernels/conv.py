@@ -353,7 +353,8 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out, alpha, beta, lo
     ``w`` is (C*m, kh, kw) and ``out`` (N, C*m, Ho, Wo): channel ``oc`` reads
     ``oc // m``.  With ``affine``, each finished plane is mapped through
     ``clamp(y·alpha[oc] + beta[oc], lo, hi)`` while in cache (an evaluation-mode
-    BatchNorm and ReLU/ReLU6 fused after the convolution).
+    BatchNorm and ReLU/ReLU6 fused after the convolution), and the number of
+    NaNs in the result is returned (0 without ``affine``: not counted).
 
     A stride-1 3×3 on a large plane as wide as its input reads the input in
     place (:func:`_dw3x3_same`); everything else copies the plane into a
@@ -364,6 +365,7 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out, alpha, beta, lo
     m = oc_n // c_n
     kh, kw = w.shape[1], w.shape[2]
     planes = n_n * oc_n
+    nans = 0
     if (sh == 1 and sw == 1 and kh == 3 and kw == 3 and wo_n == wd
             and ho_n * wo_n > _DW_SMALL_PLANE):
         for no in prange(planes):
@@ -371,8 +373,8 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out, alpha, beta, lo
             oc = no % oc_n
             _dw3x3_same(x[n, oc // m], w[oc], pt, pl, dh, dw, out[n, oc])
             if affine:
-                _affine_plane(out[n, oc], alpha[oc], beta[oc], lo, hi)
-        return
+                nans += _affine_plane(out[n, oc], alpha[oc], beta[oc], lo, hi)
+        return nans
     xf = x.ravel()
     of = out.ravel()
     # Buffers per block of planes, not per plane.  numba.get_num_threads() here would make the
@@ -388,14 +390,17 @@ def depthwise_forward(x, w, pt, pl, hp, wp, sh, sw, dh, dw, out, alpha, beta, lo
             _dw_padded_plane(xf, (n * c_n + oc // m) * h * wd, h, wd, w[oc], pt, pl, sh, sw, dh, dw,
                              ho_n, wo_n, wp, buf, acc, of, no * ho_n * wo_n)
             if affine:
-                _affine_plane(out[n, oc], alpha[oc], beta[oc], lo, hi)
+                nans += _affine_plane(out[n, oc], alpha[oc], beta[oc], lo, hi)
+    return nans
 
 
 @njit(cache=True)
 def _affine_plane(plane, a, b, lo, hi):
-    """``plane = clamp(plane·a + b, lo, hi)`` in place, row by row (see ``norm.affine_clamp``)."""
+    """``plane = clamp(plane·a + b, lo, hi)`` in place, row by row (see ``norm.affine_clamp``); the NaN count."""
+    nans = 0
     for r in range(plane.shape[0]):
-        affine_clamp_row(plane[r], a, b, lo, hi)
+        nans += affine_clamp_row(plane[r], a, b, lo, hi)
+    return nans
 
 
 @njit(cache=True)

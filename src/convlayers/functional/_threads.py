@@ -151,6 +151,12 @@ def matmul(a, b, out=None):
         return _matmul(np.asarray(a), np.asarray(b), out)
 
 
+def blas_matmul(a, b, out=None):
+    """``np.matmul(a, b, out=out)`` with BLAS's own threads, marked busy for the fork gate."""
+    with busy():
+        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+
+
 def _matmul(a, b, out):
     workers = worker_count()
     if a.ndim < 2 or b.ndim < 2:  # vector products: small, and NumPy's promotion rules apply

@@ -26,6 +26,7 @@ import functools
 
 import numpy as np
 
+from .. import _kernels as _kernels_pkg
 from .._kernels import conv as _k
 from .._kernels import norm as _norm_k
 from . import _threads
@@ -43,10 +44,18 @@ __all__ = ["conv2d_affine"]
 # None means "from the machine"; a number (tests) overrides it.
 _COLS_BUDGET_BYTES = None
 _WORKER_COLS_BUDGET_BYTES = None
-# Depthwise work (outputs x taps) below which the kernel runs on the calling thread: a parallel
-# launch costs ~0.1 ms here (measured on the Zen 5 (AVX-512) 2-core VM), more than mobilenet_v2's
-# batch-1 layers take serially.
-_DEPTHWISE_PARALLEL_MIN_WORK = 1 << 24
+# Depthwise work (outputs x taps) below which the kernel runs on the calling thread.  On workqueue a
+# parallel launch costs ~0.1 ms (measured on the Zen 5 (AVX-512) 2-core VM), more than mobilenet_v2's
+# batch-1 layers take serially; on tbb it costs ~4 µs, and every such layer ran faster on two threads
+# (2-core Intel Xeon VM, AVX-512: 96x112x112 0.90 -> 0.65 ms, 960x7x7 (423K work) 0.141 -> 0.113 ms).
+# None: chosen by the threading layer (see _depthwise_min_work); a number (tests) overrides it.
+_DEPTHWISE_PARALLEL_MIN_WORK = None
+
+
+def _depthwise_min_work():
+    if _DEPTHWISE_PARALLEL_MIN_WORK is not None:
+        return _DEPTHWISE_PARALLEL_MIN_WORK
+    return _kernels_pkg.PARALLEL_MIN_WORK if _kernels_pkg.cheap_launch() else 1 << 24
 # Per-sample products narrower than this many columns are batched into one product (see _forward_core);
 # measured on the Zen 5 (AVX-512) 2-core VM, as the two thresholds below.
 _MIN_PRODUCT_WIDTH = 256
@@ -195,11 +204,17 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     ``epilogue = (alpha, beta, lo, hi)`` maps every output channel through
     ``clamp(y·alpha[c] + beta[c], lo, hi)`` as soon as each tile is computed.
     """
-    out = _forward_paths(x, w, stride, pads, dilation, groups, epilogue)
+    out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue)
+    # Both repairs below start from a NaN: a non-finite weight tap on the zero padding gives
+    # inf·0 = NaN there, and float32 overflow gives inf − inf = NaN.  With an epilogue the NaNs were
+    # counted in its pass; otherwise one BLAS pass looks (the border check first, as before, cost
+    # 14 µs per call over mobilenet_v2's 52 convolutions at batch 1).
+    if not out.size or not (nans > 0 if nans is not None else _has_nan(out)):
+        return out
     if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
             and not np.isfinite(w).all():
         out = _forward_nonfinite_weight(x, w, stride, pads, dilation, groups, epilogue)
-    if out.dtype == np.float32 and out.size and _has_nan(out):
+    if out.dtype == np.float32 and _has_nan(out):
         _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue)
     return out
 
@@ -229,7 +244,8 @@ def _overflow_as_inf(out, x, w, stride, pads, dilation, groups, epilogue):
     if epilogue is not None:
         epilogue = tuple(np.asarray(e, dtype=np.float64) for e in epilogue)
     with np.errstate(over="ignore", invalid="ignore"):
-        exact = _forward_paths(x.astype(np.float64), w.astype(np.float64), stride, pads, dilation, groups, epilogue)
+        exact = _forward_paths(x.astype(np.float64), w.astype(np.float64), stride, pads, dilation, groups,
+                               epilogue)[0]
         out[nan] = exact[nan].astype(np.float32)
 
 
@@ -260,7 +276,7 @@ def _forward_nonfinite_weight(x, w, stride, pads, dilation, groups, epilogue):
     the zero that stands in for it, where PyTorch may give ±inf.)
     """
     bad = ~np.isfinite(w)
-    out = _forward_paths(x, np.where(bad, 0, w), stride, pads, dilation, groups, None)
+    out = _forward_paths(x, np.where(bad, 0, w), stride, pads, dilation, groups, None)[0]
     n, cout, ho, wo = out.shape
     x_finite = np.isfinite(x).all()
     with np.errstate(invalid="ignore", over="ignore"):  # inf − inf and overflow are the answer here, as in torch
@@ -298,29 +314,34 @@ def _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite):
 
 
 def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
-    """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last)."""
+    """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last).
+
+    Returns ``(out, nans)``: the NaN count the epilogue's pass found, or None without an epilogue.
+    """
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
     ho, wo = _out_hw((h, wd), pads, (kh, kw), stride, dilation)
     out = np.empty((n, cout, ho, wo), dtype=x.dtype)
     if n == 0 or cout == 0:
-        return out
+        return out, 0
     if _is_depthwise(cin, cin_g, groups):
         w3 = np.ascontiguousarray(w.reshape(cout, kh, kw))
-        kernel = _k.depthwise_forward.for_work(out.size * kh * kw, _DEPTHWISE_PARALLEL_MIN_WORK)
+        kernel = _k.depthwise_forward.for_work(out.size * kh * kw, _depthwise_min_work())
         none = np.empty(0, dtype=x.dtype)
         alpha, beta, lo, hi = epilogue if epilogue is not None else (none, none, 0, 0)
-        kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1], wd + pads[2] + pads[3],
-               stride[0], stride[1], dilation[0], dilation[1], out, alpha, beta, x.dtype.type(lo),
-               x.dtype.type(hi), epilogue is not None)
-        return out
+        nans = kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1],
+                      wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], out, alpha, beta,
+                      x.dtype.type(lo), x.dtype.type(hi), epilogue is not None)
+        return out, (nans if epilogue is not None else None)
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
     if kh == 1 and kw == 1:
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
-        _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
-        return out
+        return out, _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
     workers = _threads.worker_count()
+    blas_threads = _leave_threads_to_blas(n, workers)
+    if blas_threads:
+        workers = 1
     tiles = _tiles(n, ho, cin * kh * kw * wo * x.dtype.itemsize, _budget(workers), workers, wo)
     if _channels_last(n, ho, wo, groups):
         # small images: unroll channels-last, (pixels, taps·C_in) @ (taps·C_in, C_out), then back to NCHW
@@ -328,20 +349,22 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
         wt = np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * cin, cout)
 
         def job(part, parallel):
-            matmul = _threads.matmul if parallel else np.matmul
+            matmul = _product(parallel, blas_threads)
+            nans = 0
             for n0, n1, r0, r1, cols in _unrolled_nhwc(xh, (kh, kw), stride, pads, dilation, wo, part):
                 m, rows = n1 - n0, r1 - r0
                 prod = matmul(cols, wt, out=_threads.scratch("product", cols.shape[0] * cout, cols.dtype)
                               .reshape(cols.shape[0], cout))
                 dst = out[n0:n1, :, r0:r1, :]
                 dst[...] = prod.reshape(m, rows, wo, cout).transpose(0, 3, 1, 2)
-                _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel)
+                nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel) or 0
+            return nans
 
-        _run_tiles(job, tiles, workers)
-        return out
+        return out, _nan_total(_run_tiles(job, tiles, workers), epilogue)
 
     def job(part, parallel):
-        matmul = _threads.matmul if parallel else np.matmul
+        matmul = _product(parallel, blas_threads)
+        nans = 0
         for n0, n1, r0, r1, cols in _unrolled(x, (kh, kw), stride, pads, dilation, wo, part, parallel):
             m, rows = n1 - n0, r1 - r0
             dst = out[n0:n1, :, r0:r1, :].reshape(m, groups, cout_g, rows * wo, copy=False)
@@ -355,36 +378,70 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
                 # product per sample would be 4x4 = 16 columns wide (1.1 vs 0.45 ms for 32x96x4x4 -> 192).
                 prod = matmul(wg, cols.reshape(groups, cin_g * kh * kw, m * rows * wo))
                 dst[...] = prod.reshape(groups, cout_g, m, rows * wo).transpose(2, 0, 1, 3)
-            _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel)
+            nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel) or 0
+        return nans
 
-    _run_tiles(job, tiles, workers)
-    return out
+    return out, _nan_total(_run_tiles(job, tiles, workers), epilogue)
+
+
+def _leave_threads_to_blas(n, workers):
+    """Whether a forward with ``n`` samples multiplies with BLAS's own threads rather than on worker threads.
+
+    With fewer samples than workers there is no whole sample for every worker:
+    the calling thread then unrolls alone and BLAS splits each product over its
+    threads.  Measured on the 2-core Intel Xeon VM (AVX-512, OpenBLAS SkylakeX),
+    whole ONNX models at 2 threads: batch 1 mobilenet_v2 17.6 -> 13.6 ms and
+    resnet18 33.2 -> 29.5 ms; at batch 8 it lost (77.8 -> 106 and 173 -> 203 ms),
+    so batches keep the worker tiles.  (Python worker threads beside numba's
+    tbb workers also ran a 3x3 64@56 conv followed by a depthwise one in 3.0 ms
+    against 1.8 + 0.2 ms apart; BLAS's threads beside them: 2.0 ms.)
+    """
+    return workers > 1 and n < workers
+
+
+def _product(parallel, blas_threads):
+    """The matrix product a tile job uses: BLAS's own threads, split over workers, or one thread."""
+    if blas_threads:
+        return _threads.blas_matmul
+    return _threads.matmul if parallel else np.matmul
+
+
+def _nan_total(counts, epilogue):
+    """The NaN count over the jobs' epilogues, or None when there was no epilogue to count them."""
+    return sum(counts) if epilogue is not None else None
 
 
 def _pointwise_forward(wg, xs, out, epilogue):
-    """``out = wg @ xs`` for a 1×1 convolution, (N, groups, C_out/g, L), then the epilogue; split by samples."""
+    """``out = wg @ xs`` for a 1×1 convolution, (N, groups, C_out/g, L), then the epilogue; split by samples.
+
+    Returns the epilogue's NaN count (None without an epilogue).
+    """
     n, groups, cout_g, length = out.shape
     workers = _threads.worker_count()
-    if workers < 2 or n < workers or out.size * wg.shape[-1] < _threads._SPLIT_MIN_MACS:
+    if _leave_threads_to_blas(n, workers):
+        _threads.blas_matmul(wg, xs, out=out)
+        return _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
+    if workers < 2 or out.size * wg.shape[-1] < _threads._SPLIT_MIN_MACS:
         _threads.matmul(wg, xs, out=out)
-        _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
-        return
+        return _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
 
     def job(a, b):
         np.matmul(wg, xs[a:b], out=out[a:b])
-        _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False)
+        return _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False) or 0
 
     bounds = [n * i // workers for i in range(workers + 1)]
-    _threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])])
+    return _nan_total(_threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])]), epilogue)
 
 
 def _apply_epilogue(y, epilogue, parallel):
-    """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y`` (no-op for None)."""
-    if epilogue is None or y.size == 0:
-        return
+    """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y``; the NaN count (None for no epilogue)."""
+    if epilogue is None:
+        return None
+    if y.size == 0:
+        return 0
     # an elementwise pass: a parallel launch only pays from ~2M elements (as for batch norm's kernels)
     kernel = _norm_k.affine_clamp.for_work(y.size, 1 << 21) if parallel else _norm_k.affine_clamp.serial
-    kernel(y, *epilogue)
+    return kernel(y, *epilogue)
 
 
 @functools.lru_cache(maxsize=1)
