@@ -61,8 +61,11 @@ def limit_threads(threads: int):
     return threadpool_limits(threads)
 
 
-# Untimed calls of a side before each timed call add up to at least this long.
-_WARM_SECONDS = 0.03
+# Untimed calls of a side before each timed call add up to at least this long: past the other side's
+# idle spinning.  OpenBLAS's workers spin for 2^28 cycles (~0.1 s) after a threaded product (convlayers'
+# batch-1 convolutions leave the product's threading to BLAS): onnxruntime's mobilenet_v2 batch 1 took
+# 7.7 ms timed 30 ms after convlayers' last call, 3.3 ms on its own (2-core Intel Xeon VM).
+_WARM_SECONDS = 0.15
 
 
 def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
@@ -75,7 +78,8 @@ def time_pair(ours, peer, repeats, warm=_WARM_SECONDS):
     runs next, and idle workers take long to wake on this kind of VM.
     Measured on the 8×64×56×56 pointwise conv, convlayers' calls took 0.63 ms
     in the first 10 ms after PyTorch's last call, 0.52 ms at 10–15 ms, and
-    0.38 ms from 15 ms on (0.38 ms back to back).  With ``warm`` well past that,
+    0.38 ms from 15 ms on (0.38 ms back to back); OpenBLAS's workers, which
+    convlayers' batch-1 products use, spin for ~0.1 s.  With ``warm`` past that,
     each side is timed in the steady state of a loop of its own calls, as in
     real use.
     """
