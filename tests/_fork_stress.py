@@ -24,10 +24,14 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((4, 16, 32, 32)).astype(np.float32)
 w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
 xp = rng.standard_normal((8, 32, 56, 56)).astype(np.float32)
+# batch 1: the products run on BLAS's own threads (functional.conv._leave_threads_to_blas)
+x1 = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+w1 = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
 
 
 def work():
     return (float(F.conv2d(x, w, padding=1).sum()) + float(F.max_pool2d(xp, 3, 2, 1).sum())
+            + float(F.conv2d(x1, w1, padding=1).sum()) + float(F.conv2d(x1, w1[:, :, :1, :1]).sum())
             + float(F.batch_norm(xp, np.zeros(32, np.float32), np.ones(32, np.float32), training=True).sum()))
 
 
