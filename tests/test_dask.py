@@ -152,6 +152,15 @@ def test_banded_path_bit_exact_with_any_band_height(data):
         np.testing.assert_array_equal(got[i], expected)
 
 
+def test_one_halo_task_per_input_block():
+    """Every input block's thin slices are cut by one task, not one task per slice."""
+    lazy = cd.convolve2d(da.zeros((2, 40, 40), chunks=(1, 10, 10)), np.ones((3, 3)))
+    keys = [k for k in dict(lazy.__dask_graph__()) if isinstance(k, tuple)]
+    halo = [k for k in keys if k[0].startswith("convlayers-halo")]
+    assert len(halo) == len(set(halo)) == 2 * 4 * 4
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), np.full((2, 40, 40), 0.0))
+
+
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: cd.convolve2d(np.ones((4, 4)), np.ones((3, 3))), TypeError, "dask array"),
     (lambda: cd.convolve2d(da.ones(4, chunks=2), np.ones((3, 3))), ValueError, "at least 2 dimensions"),
