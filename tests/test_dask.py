@@ -112,6 +112,55 @@ def test_fft_sized_kernel_agrees_to_rounding():
     np.testing.assert_allclose(got, filters.convolve2d(img, k, "same", "symm"), rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype, shape, method, expected", [
+    (np.float32, (3, 3), "auto", True), (np.float64, (1, 7), "auto", True),
+    (np.float32, (5, 5), "auto", False),  # 25 taps: the separable route when rank 1, so not banded
+    (np.float64, (5, 5), "direct", True), (np.float32, (3, 3), "fft", False),
+    (np.uint8, (3, 3), "auto", False), (np.int32, (3, 3), "direct", False), (np.complex64, (3, 3), "auto", False),
+])
+def test_banded_only_where_the_in_memory_filter_runs_the_direct_kernel(dtype, shape, method, expected):
+    from convlayers.dask import _blocks
+    assert _blocks.banded(np.ones(shape), method, dtype) is expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_banded_path_bit_exact_with_any_band_height(data):
+    """Bands of 1 row up to a whole block, over stacks and every mode/boundary, equal the in-memory filter."""
+    from unittest import mock
+
+    from convlayers.dask import _blocks
+    h, w = data.draw(st.integers(3, 30), label="h"), data.draw(st.integers(3, 30), label="w")
+    rows, cols = data.draw(chunks_strategy(h), label="rows"), data.draw(chunks_strategy(w), label="cols")
+    kshape = data.draw(st.sampled_from([(3, 3), (2, 4), (1, 5), (4, 1), (4, 4)]), label="kshape")
+    method = data.draw(st.sampled_from(["auto", "direct"]), label="method")
+    mode = data.draw(st.sampled_from(["same", "full", "valid"]), label="mode")
+    boundary = data.draw(st.sampled_from(["symm", "wrap", "fill"]), label="boundary")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    op = data.draw(st.sampled_from(["convolve2d", "correlate2d"]), label="op")
+    band = data.draw(st.integers(1, 4096), label="band_bytes")  # 1 byte: one output row per band
+    assume(mode != "valid" or (h >= kshape[0] and w >= kshape[1]))
+    rng = np.random.default_rng(h * 31 + w)
+    stack = rng.standard_normal((2, h, w)).astype(dtype)
+    k = rng.standard_normal(kshape).astype(dtype)
+    with mock.patch.object(_blocks, "_BAND_BYTES", band):
+        got = getattr(cd, op)(da.from_array(stack, chunks=(1, rows, cols)), k, mode=mode, boundary=boundary,
+                              fillvalue=-2, method=method).compute(scheduler="threads")
+    for i in range(2):
+        expected = getattr(filters, op)(stack[i], k, mode=mode, boundary=boundary, fillvalue=-2, method=method)
+        assert got[i].dtype == expected.dtype
+        np.testing.assert_array_equal(got[i], expected)
+
+
+def test_one_halo_task_per_input_block():
+    """Every input block's thin slices are cut by one task, not one task per slice."""
+    lazy = cd.convolve2d(da.zeros((2, 40, 40), chunks=(1, 10, 10)), np.ones((3, 3)))
+    keys = [k for k in dict(lazy.__dask_graph__()) if isinstance(k, tuple)]
+    halo = [k for k in keys if k[0].startswith("convlayers-halo")]
+    assert len(halo) == len(set(halo)) == 2 * 4 * 4
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), np.full((2, 40, 40), 0.0))
+
+
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: cd.convolve2d(np.ones((4, 4)), np.ones((3, 3))), TypeError, "dask array"),
     (lambda: cd.convolve2d(da.ones(4, chunks=2), np.ones((3, 3))), ValueError, "at least 2 dimensions"),
