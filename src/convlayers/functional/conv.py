@@ -207,8 +207,9 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue)
     # Both repairs below start from a NaN: a non-finite weight tap on the zero padding gives
     # inf·0 = NaN there, and float32 overflow gives inf − inf = NaN.  With an epilogue the NaNs were
-    # counted in its pass; otherwise one BLAS pass looks (the border check first, as before, cost
-    # 14 µs per call over mobilenet_v2's 52 convolutions at batch 1).
+    # counted in its pass; otherwise one BLAS pass looks.  (Checking the border first on every call,
+    # as before, took 0.7 ms of a mobilenet_v2 batch-1 forward under cProfile, and the separate NaN
+    # pass 0.16 ms of a 1.0 ms 16->96 1x1 at 112x112.)
     if not out.size or not (nans > 0 if nans is not None else _has_nan(out)):
         return out
     if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
