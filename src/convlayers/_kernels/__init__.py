@@ -91,16 +91,21 @@ def _choose_layer():
 
     if "NUMBA_THREADING_LAYER" in os.environ or getattr(parallel, "_is_initialized", False):
         return  # the user chose, or numba already runs a layer: it cannot change now
-    global _tbb_loaded
-    _tbb_loaded = _load_tbb()
-    numba.config.THREADING_LAYER = "tbb" if _tbb_loaded else "workqueue"
+    numba.config.THREADING_LAYER = "tbb" if _load_tbb() else "workqueue"
 
 
-_tbb_loaded = False
 _choose_layer()
 
 # Below this many elements of work a kernel runs on the calling thread.
 PARALLEL_MIN_WORK = 1 << 17
+
+
+def _layer():
+    """The threading layer numba uses or will use ('workqueue' until a parallel kernel has run, if it is ours)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet: the configured layer is the one that will load
+        return str(numba.config.THREADING_LAYER)
 
 
 def cheap_launch() -> bool:
@@ -111,16 +116,7 @@ def cheap_launch() -> bool:
     measured on the 2-core Zen 5 VM.  Kernels whose serial run is short
     choose their parallel threshold by this.
     """
-    layer = numba.config.THREADING_LAYER
-    return layer == "tbb" or (layer == "default" and _tbb_loaded)
-
-
-def _layer():
-    """The threading layer numba uses or will use ('workqueue' until a parallel kernel has run, if it is ours)."""
-    try:
-        return numba.threading_layer()
-    except ValueError:  # no parallel region has run yet: the configured layer is the one that will load
-        return str(numba.config.THREADING_LAYER)
+    return _layer() == "tbb"
 
 
 # Serialises parallel launches on the workqueue layer (see the module docstring).

@@ -154,7 +154,7 @@ def matmul(a, b, out=None):
 def blas_matmul(a, b, out=None):
     """``np.matmul(a, b, out=out)`` with BLAS's own threads, marked busy for the fork gate."""
     with busy():
-        return np.matmul(a, b) if out is None else np.matmul(a, b, out=out)
+        return np.matmul(a, b, out=out)
 
 
 def _matmul(a, b, out):

@@ -210,7 +210,7 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     # counted in its pass; otherwise one BLAS pass looks.  (Checking the border first on every call,
     # as before, took 0.7 ms of a mobilenet_v2 batch-1 forward under cProfile, and the separate NaN
     # pass 0.16 ms of a 1.0 ms 16->96 1x1 at 112x112.)
-    if not out.size or not (nans > 0 if nans is not None else _has_nan(out)):
+    if not out.size or not (nans > 0 if epilogue is not None else _has_nan(out)):
         return out
     if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
             and not np.isfinite(w).all():
@@ -317,7 +317,7 @@ def _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite):
 def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
     """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last).
 
-    Returns ``(out, nans)``: the NaN count the epilogue's pass found, or None without an epilogue.
+    Returns ``(out, nans)``: the NaN count the epilogue's pass found (0 without an epilogue: not counted).
     """
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
@@ -333,7 +333,7 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
         nans = kernel(np.ascontiguousarray(x), w3, pads[0], pads[2], h + pads[0] + pads[1],
                       wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], out, alpha, beta,
                       x.dtype.type(lo), x.dtype.type(hi), epilogue is not None)
-        return out, (nans if epilogue is not None else None)
+        return out, nans
     cout_g = cout // groups
     wg = w.reshape(groups, cout_g, cin_g * kh * kw)
     if kh == 1 and kw == 1:
@@ -358,10 +358,10 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
                               .reshape(cols.shape[0], cout))
                 dst = out[n0:n1, :, r0:r1, :]
                 dst[...] = prod.reshape(m, rows, wo, cout).transpose(0, 3, 1, 2)
-                nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel) or 0
+                nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel)
             return nans
 
-        return out, _nan_total(_run_tiles(job, tiles, workers), epilogue)
+        return out, sum(_run_tiles(job, tiles, workers))
 
     def job(part, parallel):
         matmul = _product(parallel, blas_threads)
@@ -379,10 +379,10 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
                 # product per sample would be 4x4 = 16 columns wide (1.1 vs 0.45 ms for 32x96x4x4 -> 192).
                 prod = matmul(wg, cols.reshape(groups, cin_g * kh * kw, m * rows * wo))
                 dst[...] = prod.reshape(groups, cout_g, m, rows * wo).transpose(2, 0, 1, 3)
-            nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel) or 0
+            nans += _apply_epilogue(dst.reshape(m, cout, rows * wo, copy=False), epilogue, parallel)
         return nans
 
-    return out, _nan_total(_run_tiles(job, tiles, workers), epilogue)
+    return out, sum(_run_tiles(job, tiles, workers))
 
 
 def _leave_threads_to_blas(n, workers):
@@ -407,15 +407,10 @@ def _product(parallel, blas_threads):
     return _threads.matmul if parallel else np.matmul
 
 
-def _nan_total(counts, epilogue):
-    """The NaN count over the jobs' epilogues, or None when there was no epilogue to count them."""
-    return sum(counts) if epilogue is not None else None
-
-
 def _pointwise_forward(wg, xs, out, epilogue):
     """``out = wg @ xs`` for a 1×1 convolution, (N, groups, C_out/g, L), then the epilogue; split by samples.
 
-    Returns the epilogue's NaN count (None without an epilogue).
+    Returns the epilogue's NaN count (0 without an epilogue).
     """
     n, groups, cout_g, length = out.shape
     workers = _threads.worker_count()
@@ -428,17 +423,15 @@ def _pointwise_forward(wg, xs, out, epilogue):
 
     def job(a, b):
         np.matmul(wg, xs[a:b], out=out[a:b])
-        return _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False) or 0
+        return _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False)
 
     bounds = [n * i // workers for i in range(workers + 1)]
-    return _nan_total(_threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])]), epilogue)
+    return sum(_threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])]))
 
 
 def _apply_epilogue(y, epilogue, parallel):
-    """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y``; the NaN count (None for no epilogue)."""
-    if epilogue is None:
-        return None
-    if y.size == 0:
+    """Apply ``(alpha, beta, lo, hi)`` in place to the (N, C, L) view ``y``; the NaN count (0 for no epilogue)."""
+    if epilogue is None or y.size == 0:
         return 0
     # an elementwise pass: a parallel launch only pays from ~2M elements (as for batch norm's kernels)
     kernel = _norm_k.affine_clamp.for_work(y.size, 1 << 21) if parallel else _norm_k.affine_clamp.serial
