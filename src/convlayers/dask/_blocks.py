@@ -163,12 +163,16 @@ def banded(kernel, method, dtype):
 
     That is what the banded path calls, so that its sums are the in-memory ones:
     float32/float64 outputs (integers and complex go through a wider work dtype),
-    and ``method='direct'`` or ``'auto'`` below the separable threshold (which
-    ``filters._choose_method`` then always resolves to the direct kernel).
+    and ``method='direct'``, or ``'auto'`` below the separable threshold where
+    ``filters._choose_method`` (asked here, not restated) picks the direct kernel.
     """
     if np.dtype(dtype) not in (np.float32, np.float64):
         return False
-    return method == "direct" or (method == "auto" and kernel.size < _filters._SEPARABLE_MIN_TAPS)
+    if method == "direct":
+        return True
+    # below the separable threshold the factors do not matter, so the in-memory rule needs none
+    return (method == "auto" and kernel.size < _filters._SEPARABLE_MIN_TAPS
+            and _filters._choose_method(kernel.shape, None, False, np.dtype(dtype).itemsize) == "direct")
 
 
 class BlockFilter:
