@@ -33,6 +33,26 @@ def _check_input(x, ndim, name):
     return shape
 
 
+def _running_stats(module, dtype):
+    """Register ``running_mean``, ``running_var`` and ``num_batches_tracked`` (each None without tracking)."""
+    if module.track_running_stats:
+        module.register_buffer("running_mean", np.zeros(module.num_features, dtype=dtype))
+        module.register_buffer("running_var", np.ones(module.num_features, dtype=dtype))
+        module.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+    else:
+        module.register_buffer("running_mean", None)
+        module.register_buffer("running_var", None)
+        module.register_buffer("num_batches_tracked", None)
+
+
+def _reset_running_stats(module):
+    """Running mean 0, running variance 1, no batches tracked (nothing without tracking)."""
+    if module.track_running_stats:
+        module.running_mean[...] = 0
+        module.running_var[...] = 1
+        module.num_batches_tracked[...] = 0
+
+
 class _BatchNorm(Module):
     """BatchNorm1d/2d/3d: one implementation; subclasses name the input ranks they accept."""
 
@@ -74,21 +94,11 @@ class _BatchNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, dtype=dtype))
-            self.register_buffer("running_var", np.ones(self.num_features, dtype=dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _running_stats(self, dtype)
 
     def reset_running_stats(self):
         """Running mean 0, running variance 1, no batches tracked."""
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        _reset_running_stats(self)
 
     def reset_parameters(self):
         """Reset the running statistics, weight to ones and bias to zeros."""

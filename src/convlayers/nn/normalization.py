@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from . import init
-from .layers import _BatchNorm, _float_dtype, _positive_int
+from .layers import _BatchNorm, _float_dtype, _positive_int, _reset_running_stats, _running_stats
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm3d", "GroupNorm", "LayerNorm", "InstanceNorm1d", "InstanceNorm2d",
@@ -268,20 +268,10 @@ class _InstanceNorm(Module):
         self.track_running_stats = _flag(track_running_stats, "track_running_stats")
         dtype = _float_dtype(dtype)
         _affine_parameters(self, self.affine, self.num_features, dtype, bias)
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(self.num_features, dtype))
-            self.register_buffer("running_var", np.ones(self.num_features, dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _running_stats(self, dtype)
 
     def reset_running_stats(self):
-        if self.track_running_stats:
-            self.running_mean[...] = 0
-            self.running_var[...] = 1
-            self.num_batches_tracked[...] = 0
+        _reset_running_stats(self)
 
     def reset_parameters(self):
         self.reset_running_stats()
