@@ -29,7 +29,7 @@ import numpy as np
 from .. import _kernels as _kernels_pkg
 from .._kernels import conv as _k
 from .._kernels import norm as _norm_k
-from . import _threads
+from . import _threads, _winograd
 from ._conv_args import conv_args
 
 __all__ = ["conv2d_affine"]
@@ -198,6 +198,10 @@ def _is_depthwise(cin, cin_g, groups):
 # --------------------------------------------------------------------------- cores (4-D, zero padding)
 
 
+# The "NaN count" of a path that checked every output finite itself (so no NaN pass follows).
+_FINITE = -1
+
+
 def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     """conv2d without bias on a validated 4-D input; ``pads`` are zeros (top, bottom, left, right).
 
@@ -210,7 +214,8 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
     # counted in its pass; otherwise one BLAS pass looks.  (Checking the border first on every call,
     # as before, took 0.7 ms of a mobilenet_v2 batch-1 forward under cProfile, and the separate NaN
     # pass 0.16 ms of a 1.0 ms 16->96 1x1 at 112x112.)
-    if not out.size or not (nans > 0 if epilogue is not None else _has_nan(out)):
+    counted = epilogue is not None or nans == _FINITE
+    if not out.size or not (nans > 0 if counted else _has_nan(out)):
         return out
     if any(pads) and not _border_finite(out, x.shape[2:], w.shape[2:], stride, pads, dilation) \
             and not np.isfinite(w).all():
@@ -317,7 +322,8 @@ def _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite):
 def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
     """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last).
 
-    Returns ``(out, nans)``: the NaN count the epilogue's pass found (0 without an epilogue: not counted).
+    Returns ``(out, nans)``: the NaN count the epilogue's pass found (0 without an epilogue: not counted),
+    or ``_FINITE`` when the path checked that every output is finite.
     """
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w.shape
@@ -339,6 +345,10 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
     if kh == 1 and kw == 1:
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
         return out, _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
+    if _winograd.applies(x.shape, w.shape, stride, dilation, groups):
+        fast = _winograd.forward(x, w, pads, epilogue)
+        if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
+            return fast, _FINITE
     workers = _threads.worker_count()
     blas_threads = _leave_threads_to_blas(n, workers)
     if blas_threads:

@@ -1,0 +1,159 @@
+"""3×3 stride-1 convolutions by Winograd's minimal filtering, F(4×4, 3×3).
+
+Each 4×4 output tile of a 3×3 correlation costs 36 multiplies instead of 144
+once input patches and weights are moved into the transform domain (Lavin &
+Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).  Summed over
+input channels this is 36 matrix products of (C_out, C_in) by (C_in, tiles),
+a quarter of the im2col product, and the patches take 36 floats per tile
+where im2col unrolls 144 per 16 outputs.  The transforms are the numba kernels
+in ``_kernels.winograd``; the products are BLAS's.
+
+Measured on the 2-core Intel Xeon VM (AVX-512, OpenBLAS SkylakeX), batch 8,
+2 threads, against this module's im2col path: 64→64 at 56² 9.9 → 4.4 ms,
+128→128 at 28² 7.1 → 3.6 ms, 256→256 at 14² 8.5 → 4.9 ms, 32→32 at 112²
+14.3 → 7.2 ms; but 512→512 at 7² 6.7 → 9.1 ms (4 tiles per sample, and the
+tiles cover 8² for 7²) and batch-1 256→256 at 14² 1.0 → 1.5 ms: products
+narrower than ``_MIN_TILES`` tiles lose, and those convolutions keep im2col.
+
+Exactness: the transforms add and subtract with weights up to 8, so float32
+results carry about ten times the rounding error of a direct sum (measured
+max error 3e-6 to 1.3e-5 of the output's largest magnitude, direct 5e-7;
+float64 1e-15).  A tile that meets a NaN or infinity mixes it into all its
+outputs, so such a call is recomputed by im2col (:func:`forward` returns None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import winograd as _k
+from . import _threads
+
+# G of F(4, 3): U = G g Gᵀ for each 3×3 filter g.
+_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+# Kronecker form: U[6a + b] = Σ_ij G[a, i]·G[b, j]·g[i, j], one (36, 9) @ (9, C_out·C_in) product.
+_G2 = np.einsum("ai,bj->abij", _G, _G).reshape(36, 9)
+
+# Fewest tiles (matrix columns) per product, on average, for which Winograd beat im2col (see the module
+# docstring: 32 and 64 won at 256x14x14 batch 8; 16 lost there at batch 2 and at 512x7x7 batch 8, 21-28
+# tied at 128x28x28 batch 1); channel counts below 16 were not measured and keep im2col.  Blocks aim at
+# _WIDE_TILES columns.  Measured on the 2-core Intel Xeon VM only.
+_MIN_TILES = 32
+_WIDE_TILES = 64
+_MIN_CHANNELS = 16
+# Bytes of transformed patches and products per chunk: the per-worker L2 budget of the im2col path.
+_CHUNK_BYTES = 2 * 2**20
+
+
+def weight_transform(w, workers=1):
+    """``U[6a + b, o, c] = (G w[o, c] Gᵀ)[a, b]`` as a (36, C_out, C_in) array of ``w``'s dtype.
+
+    One (36, 9) @ (9, C_out·C_in) product in ``w``'s dtype (float32: 1e-7 relative error, against
+    the transform's own ~1e-5); a numba loop over the filters took 6 ms for 256×256, this 1 ms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> weight_transform(np.ones((2, 3, 3, 3), dtype=np.float32)).shape
+    (36, 2, 3)
+    """
+    cout, cin = w.shape[:2]
+    g9 = np.ascontiguousarray(w).reshape(cout * cin, 9)
+    g2 = _G2.astype(w.dtype)
+    u = np.empty((36, cout * cin), dtype=w.dtype)
+    if workers < 2 or cout < 2:
+        np.matmul(g2, g9.T, out=u)
+    else:  # filters split over the workers (one-thread BLAS each): 256x256 took 1.1 ms on one thread
+        bounds = [cout * i // workers * cin for i in range(workers + 1)]
+        _threads.run([lambda a=a, b=b: np.matmul(g2, g9[a:b].T, out=u[:, a:b]) for a, b in zip(bounds, bounds[1:])])
+    return u.reshape(36, cout, cin)
+
+
+def _grid(ho, wo):
+    return -(-ho // 4), -(-wo // 4)
+
+
+def _chunks(n, th, tw, per_tile_bytes, workers):
+    """Blocks ``(n0, n1, ty0, ty1)`` of samples and tile rows: whole samples up to the chunk budget,
+    or tile rows of single samples when there are fewer samples than workers."""
+    per_sample = per_tile_bytes * th * tw
+    # samples per block: what fits the budget, but enough for _WIDE_TILES columns while every worker
+    # still gets a block (256x14x14 batch 8: 2-sample blocks 5.7 ms, 4-sample 5.2 ms)
+    block = max(_CHUNK_BYTES // max(per_sample, 1), min(-(-_WIDE_TILES // (th * tw)), -(-n // workers)))
+    block = max(1, min(n, block))
+    if n >= workers or workers < 2:
+        if workers > 1:  # as many blocks for every worker, of nearly equal size (8 samples: 2+2+2+2, not 3+3+2)
+            blocks = -(-(-(-n // block)) // workers) * workers
+            block = -(-n // blocks)
+        return [(n0, min(n, n0 + block), 0, th) for n0 in range(0, n, block)]
+    rows = max(1, -(-th // -(-workers // n)))
+    return [(s, s + 1, r0, min(th, r0 + rows)) for s in range(n) for r0 in range(0, th, rows)]
+
+
+def applies(x_shape, w_shape, stride, dilation, groups):
+    """Whether :func:`forward` is the faster way for this convolution (shapes as validated 4-D ones)."""
+    n, cin, h, wd = x_shape
+    cout, cin_g, kh, kw = w_shape
+    if (kh, kw) != (3, 3) or tuple(stride) != (1, 1) or tuple(dilation) != (1, 1) or groups != 1:
+        return False
+    if cin < _MIN_CHANNELS or cout < _MIN_CHANNELS or n == 0:
+        return False
+    return True
+
+
+def forward(x, w, pads, epilogue=None):
+    """conv2d of (N, C, H, W) ``x`` with 3×3 ``w``, stride 1, zero ``pads`` (top, bottom, left, right).
+
+    Returns the output with the epilogue ``(alpha, beta, lo, hi)`` applied, or
+    None when the call should go another way: products narrower than
+    ``_MIN_TILES`` tiles, or a non-finite value met (then nothing is returned
+    and the caller recomputes).
+
+    Shape: ``H_out = H + pad_top + pad_bottom - 2``, ``W_out = W + pad_left + pad_right - 2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones((1, 16, 32, 32), dtype=np.float32)
+    >>> y = forward(x, np.ones((16, 16, 3, 3), dtype=np.float32), (1, 1, 1, 1))
+    >>> y.shape, float(y[0, 0, 5, 5]), float(y[0, 0, 0, 0])
+    ((1, 16, 32, 32), 144.0, 64.0)
+    """
+    n, cin, h, wd = x.shape
+    cout = w.shape[0]
+    ho, wo = h + pads[0] + pads[1] - 2, wd + pads[2] + pads[3] - 2
+    if ho <= 0 or wo <= 0:
+        return None
+    th, tw = _grid(ho, wo)
+    workers = _threads.worker_count()
+    chunks = _chunks(n, th, tw, 36 * max(cin, cout) * x.dtype.itemsize, workers)
+    if n * th * tw < _MIN_TILES * len(chunks):  # the products' mean width
+        return None
+    x = np.ascontiguousarray(x)
+    # On the worker threads with one-thread BLAS: a threaded product here leaves OpenBLAS's workers
+    # spinning (~0.1 s) beside the tile jobs below, which then ran 2.4x slower (10.3 vs 4.4 ms, 8x64x56x56).
+    u = weight_transform(w, workers)
+    out = np.empty((n, cout, ho, wo), dtype=x.dtype)
+    none = np.empty(0, dtype=x.dtype)
+    alpha, beta, lo, hi = epilogue if epilogue is not None else (none, none, 0, 0)
+    lo, hi = x.dtype.type(lo), x.dtype.type(hi)
+
+    def job(part):
+        bad = 0
+        for n0, n1, r0, r1 in part:
+            tiles = (n1 - n0) * (r1 - r0) * tw
+            v = _threads.scratch("winograd_v", 36 * cin * tiles, x.dtype).reshape(36, cin, tiles)
+            _k.winograd_input(x, n0, n1, r0, r1, tw, pads[0], pads[2], v)
+            m = _threads.scratch("winograd_m", 36 * cout * tiles, x.dtype).reshape(36, cout, tiles)
+            with np.errstate(all="ignore"):  # an overflow is counted below and the call recomputed
+                np.matmul(u, v, out=m)
+            bad += _k.winograd_output(m, n0, n1, r0, r1, tw, out, alpha, beta, lo, hi, epilogue is not None)
+        return bad
+
+    if workers < 2 or len(chunks) < 2:
+        bad = _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
+    else:
+        bounds = [len(chunks) * i // workers for i in range(workers + 1)]
+        bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b]) for a, b in zip(bounds, bounds[1:])]))
+    return None if bad else out
