@@ -7,6 +7,8 @@ with zero padding.  Algorithm choice lives here, not in the kernels:
 * one input channel per group (depthwise, with or without a channel
   multiplier): a direct numba loop, since there is no channel mixing;
 * 1×1 kernels: a strided view and one BLAS product, no unrolling;
+* 3×3 kernels at stride 1 (groups=1, at least 16 channels, wide enough
+  products): Winograd F(4×4, 3×3), a quarter of the multiplies (``_winograd``);
 * everything else: ``im2col`` into a buffer of bounded size (several small
   samples, or one large sample in bands of output rows, at a time) and one
   BLAS product per group; small images (under 256 output pixels, groups=1)
