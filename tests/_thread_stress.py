@@ -62,6 +62,8 @@ idx = F.max_pool2d(x, 2, return_indices=True)[1]
 pooled = F.max_pool2d(x, 2)
 x5 = rng.standard_normal((2, 4, 8, 12, 12))
 samples = rng.random((4, 8, 2))
+x16, w16 = rng.standard_normal((3, 16, 22, 22)), rng.standard_normal((16, 16, 3, 3))  # Winograd-sized
+x16_one = rng.standard_normal((1, 16, 40, 38))  # one sample: the workers split its tile rows
 
 
 def bn_train():
@@ -106,6 +108,8 @@ OPS = {
                                                            padding=1),
     "conv2d_affine": lambda: _conv.conv2d_affine(x[:1, :, :12, :12], w3, None, 1, 1, 1, 1, "zeros", gamma, beta,
                                                  0.0, 6.0),
+    "conv2d winograd": lambda: F.conv2d(x16, w16, padding=1),
+    "conv2d winograd 1 sample": lambda: F.conv2d(x16_one, w16, padding=(1, 2)),
     "depthwise": lambda: F.conv2d(x, w_dw, padding=1, groups=8),
     "depthwise backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w_dw, padding=1, groups=8),
     "filters separable": lambda: filters.correlate2d(img, box, mode="same", boundary="symm"),
