@@ -8,12 +8,13 @@ a quarter of the im2col product, and the patches take 36 floats per tile
 where im2col unrolls 144 per 16 outputs.  The transforms are the numba kernels
 in ``_kernels.winograd``; the products are BLAS's.
 
-Measured on the 2-core Intel Xeon VM (AVX-512, OpenBLAS SkylakeX), batch 8,
-2 threads, against this module's im2col path: 64→64 at 56² 9.9 → 4.4 ms,
-128→128 at 28² 7.1 → 3.6 ms, 256→256 at 14² 8.5 → 4.9 ms, 32→32 at 112²
-14.3 → 7.2 ms; but 512→512 at 7² 6.7 → 9.1 ms (4 tiles per sample, and the
-tiles cover 8² for 7²) and batch-1 256→256 at 14² 1.0 → 1.5 ms: products
-narrower than ``_MIN_TILES`` tiles lose, and those convolutions keep im2col.
+Measured on the 2-core Intel Xeon VM (AVX-512, OpenBLAS SkylakeX), 2 threads, conv2d
+with this path against the im2col path: batch 8, 64→64 at 56² 10.2 → 5.3 ms,
+128→128 at 28² 6.8 → 4.4 ms, 256→256 at 14² 8.7 → 5.3 ms, 32→32 at 112² 15.4 →
+7.3 ms; batch 1, 64→64 at 56² 1.7 → 1.0 ms.  Forced where it is not taken, it
+lost: 512→512 at 7² batch 8 11.5 → 12.2 ms (4 tiles per sample, and the tiles
+cover 8² for 7²), 256→256 at 14² batch 2 1.9 → 2.7 ms: products narrower than
+``_MIN_TILES`` tiles keep im2col.
 
 Exactness: the transforms add and subtract with weights up to 8, so float32
 results carry about ten times the rounding error of a direct sum (measured
