@@ -17,8 +17,9 @@ Performance notes (measured on the 2-core Intel Xeon VM, AVX-512):
 * Every constant is made in the array's own dtype (``type(x)(2)``): an integer
   literal times a float32 is float64 in numba, and the promoted arithmetic
   ran the input transform 2.3× slower (0.73 vs 0.32 ms for one 64×56×56 sample).
-* Each transform is two passes of the 1-D transform (columns of rows, then
-  rows), both written as straight-line code over the tiles of one tile row.
+* Each transform is two passes of the 1-D transform, arranged so that the
+  long loops are contiguous and only one step reads or writes with a stride
+  of 4 (see each kernel).
 """
 
 from __future__ import annotations
@@ -60,53 +61,66 @@ def winograd_input(x, n0, n1, ty0, ty1, tw, pt, pl, v):
     tile (ty, tx) reads the padded rows ``4ty … 4ty+5`` and columns
     ``4tx … 4tx+5``.  ``v`` is (36, C, tiles) with tile index
     ``((s - n0)·(ty1 - ty0) + ty - ty0)·tw + tx``.
+
+    Each plane is copied once into a zero-padded buffer; the column transform
+    then runs along whole padded rows (long, contiguous loops), and only the
+    row transform reads with a stride of 4, writing each tile row of ``v``
+    (1.4-1.5× faster than both transforms per tile row: 0.32 → 0.22 ms for a
+    64×56×56 sample).
     """
     c_n, h, w = x.shape[1], x.shape[2], x.shape[3]
     rows = ty1 - ty0
-    wp = 4 * tw + 2
+    wq = 4 * (tw + 1)
+    hq = 4 * rows + 2
     zero = x.dtype.type(0)
-    rb = np.zeros((6, wp), x.dtype)
-    tmp = np.empty((6, 6, tw), x.dtype)
-    lo = min(pl, wp)
-    hi = min(pl + w, wp)  # padded columns [lo, hi) hold input; the rest stay zero
+    p = np.zeros((hq, wq), x.dtype)
+    cc = np.empty((6, rows * wq), x.dtype)
+    r_lo = 4 * ty0 - pt
+    q0 = min(pl, wq)
+    q1 = min(pl + w, wq)  # padded columns [q0, q1) hold input; the rest stay zero
     for s in range(n0, n1):
+        base = (s - n0) * rows * tw
         for c in range(c_n):
             plane = x[s, c]
-            for ty in range(ty0, ty1):
-                base = ((s - n0) * rows + ty - ty0) * tw
-                for i in range(6):
-                    r = 4 * ty - pt + i
-                    dst = rb[i, lo:hi]  # loops index slices by the loop variable alone: no wraparound checks
-                    if r < 0 or r >= h:
-                        for q in range(hi - lo):
-                            dst[q] = zero
-                    else:
-                        src = plane[r, lo - pl:hi - pl]
-                        for q in range(hi - lo):
-                            dst[q] = src[q]
-                for i in range(6):
-                    row = rb[i]
+            for i in range(hq):
+                r = r_lo + i
+                dst = p[i, q0:q1]  # loops index slices by the loop variable alone: no wraparound checks
+                if r < 0 or r >= h:
+                    for q in range(q1 - q0):
+                        dst[q] = zero
+                else:
+                    src = plane[r, q0 - pl:q1 - pl]
+                    for q in range(q1 - q0):
+                        dst[q] = src[q]
+            for ty in range(rows):
+                p0, p1, p2, p3, p4, p5 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3], p[4 * ty + 4], \
+                    p[4 * ty + 5]
+                o = ty * wq
+                c0, c1, c2 = cc[0, o:o + wq], cc[1, o:o + wq], cc[2, o:o + wq]
+                c3, c4, c5 = cc[3, o:o + wq], cc[4, o:o + wq], cc[5, o:o + wq]
+                for q in range(wq):
+                    b0, b1, b2, b3, b4, b5 = _bt(p0[q], p1[q], p2[q], p3[q], p4[q], p5[q])
+                    c0[q] = b0
+                    c1[q] = b1
+                    c2[q] = b2
+                    c3[q] = b3
+                    c4[q] = b4
+                    c5[q] = b5
+            for a in range(6):
+                for ty in range(rows):
+                    sr = cc[a, ty * wq:(ty + 1) * wq]
+                    t0 = base + ty * tw
+                    v0, v1, v2 = v[6 * a, c, t0:t0 + tw], v[6 * a + 1, c, t0:t0 + tw], v[6 * a + 2, c, t0:t0 + tw]
+                    v3, v4, v5 = v[6 * a + 3, c, t0:t0 + tw], v[6 * a + 4, c, t0:t0 + tw], v[6 * a + 5, c, t0:t0 + tw]
                     for tx in range(tw):
                         q = 4 * tx
-                        b0, b1, b2, b3, b4, b5 = _bt(row[q], row[q + 1], row[q + 2], row[q + 3], row[q + 4],
-                                                     row[q + 5])
-                        tmp[i, 0, tx] = b0
-                        tmp[i, 1, tx] = b1
-                        tmp[i, 2, tx] = b2
-                        tmp[i, 3, tx] = b3
-                        tmp[i, 4, tx] = b4
-                        tmp[i, 5, tx] = b5
-                for k in range(6):
-                    for tx in range(tw):
-                        b0, b1, b2, b3, b4, b5 = _bt(tmp[0, k, tx], tmp[1, k, tx], tmp[2, k, tx], tmp[3, k, tx],
-                                                     tmp[4, k, tx], tmp[5, k, tx])
-                        t = base + tx
-                        v[k, c, t] = b0
-                        v[6 + k, c, t] = b1
-                        v[12 + k, c, t] = b2
-                        v[18 + k, c, t] = b3
-                        v[24 + k, c, t] = b4
-                        v[30 + k, c, t] = b5
+                        b0, b1, b2, b3, b4, b5 = _bt(sr[q], sr[q + 1], sr[q + 2], sr[q + 3], sr[q + 4], sr[q + 5])
+                        v0[tx] = b0
+                        v1[tx] = b1
+                        v2[tx] = b2
+                        v3[tx] = b3
+                        v4[tx] = b4
+                        v5[tx] = b5
 
 
 @njit(cache=True, nogil=True)
@@ -117,48 +131,57 @@ def winograd_output(m, n0, n1, ty0, ty1, tw, out, alpha, beta, lo, hi, affine):
     Returns how many of the raw outputs were not finite (the caller then
     recomputes the block another way: a transform mixes a tile's inputs, so an
     inf or NaN there does not land where the direct sum would put it).
+
+    Both transform passes run over all the tiles of a plane at once (``m``'s
+    tiles are contiguous), and only the interleaving into output rows is
+    strided (1.5× faster than per tile row: 0.31 → 0.21 ms for 64×56×56).
     """
     c_n, ho, wo = out.shape[1], out.shape[2], out.shape[3]
     rows = ty1 - ty0
-    tmp = np.empty((4, 6, tw), m.dtype)
-    yb = np.empty((4, 4 * tw), m.dtype)
+    t_n = rows * tw
+    z = np.empty((4, 6, t_n), m.dtype)
+    y = np.empty((4, 4, t_n), m.dtype)
+    yb = np.empty(4 * tw, m.dtype)
     bad = 0
     for s in range(n0, n1):
+        t0 = (s - n0) * t_n
         for c in range(c_n):
             a = alpha[c] if affine else m.dtype.type(1)
             b = beta[c] if affine else m.dtype.type(0)
-            for ty in range(ty0, ty1):
-                base = ((s - n0) * rows + ty - ty0) * tw
-                for k in range(6):
-                    for tx in range(tw):
-                        t = base + tx
-                        y0, y1, y2, y3 = _at(m[k, c, t], m[6 + k, c, t], m[12 + k, c, t], m[18 + k, c, t],
-                                             m[24 + k, c, t], m[30 + k, c, t])
-                        tmp[0, k, tx] = y0
-                        tmp[1, k, tx] = y1
-                        tmp[2, k, tx] = y2
-                        tmp[3, k, tx] = y3
-                for i in range(4):
-                    yr = yb[i]
-                    for tx in range(tw):
-                        y0, y1, y2, y3 = _at(tmp[i, 0, tx], tmp[i, 1, tx], tmp[i, 2, tx], tmp[i, 3, tx],
-                                             tmp[i, 4, tx], tmp[i, 5, tx])
-                        q = 4 * tx
-                        yr[q] = y0
-                        yr[q + 1] = y1
-                        yr[q + 2] = y2
-                        yr[q + 3] = y3
-                for i in range(min(4, ho - 4 * ty)):
-                    yr = yb[i, :wo]
-                    orow = out[s, c, 4 * ty + i]
+            for k in range(6):
+                m0, m1, m2 = m[k, c, t0:t0 + t_n], m[6 + k, c, t0:t0 + t_n], m[12 + k, c, t0:t0 + t_n]
+                m3, m4, m5 = m[18 + k, c, t0:t0 + t_n], m[24 + k, c, t0:t0 + t_n], m[30 + k, c, t0:t0 + t_n]
+                z0, z1, z2, z3 = z[0, k], z[1, k], z[2, k], z[3, k]
+                for t in range(t_n):
+                    y0, y1, y2, y3 = _at(m0[t], m1[t], m2[t], m3[t], m4[t], m5[t])
+                    z0[t] = y0
+                    z1[t] = y1
+                    z2[t] = y2
+                    z3[t] = y3
+            for i in range(4):
+                s0, s1, s2, s3, s4, s5 = z[i, 0], z[i, 1], z[i, 2], z[i, 3], z[i, 4], z[i, 5]
+                w0, w1, w2, w3 = y[i, 0], y[i, 1], y[i, 2], y[i, 3]
+                for t in range(t_n):
+                    y0, y1, y2, y3 = _at(s0[t], s1[t], s2[t], s3[t], s4[t], s5[t])
+                    w0[t] = y0
+                    w1[t] = y1
+                    w2[t] = y2
+                    w3[t] = y3
+            for ty in range(rows):
+                for i in range(min(4, ho - 4 * (ty0 + ty))):
+                    for j in range(4):
+                        src = y[i, j, ty * tw:(ty + 1) * tw]
+                        for tx in range(tw):
+                            yb[4 * tx + j] = src[tx]
+                    orow = out[s, c, 4 * (ty0 + ty) + i]
+                    yr = yb[:wo]
                     for q in range(wo):
                         bad += not np.isfinite(yr[q])
                     if affine:
                         for q in range(wo):
-                            y = yr[q] * a + b
-                            orow[q] = min(max(y, lo), hi) if y == y else y
+                            v = yr[q] * a + b
+                            orow[q] = min(max(v, lo), hi) if v == v else v
                     else:
                         for q in range(wo):
                             orow[q] = yr[q]
     return bad
-
