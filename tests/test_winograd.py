@@ -21,6 +21,7 @@ def always(monkeypatch):
     """Winograd for every 3×3 stride-1 convolution it can take, however narrow its products."""
     monkeypatch.setattr(_winograd, "_MIN_TILES", 0)
     monkeypatch.setattr(_winograd, "_MIN_CHANNELS", 1)
+    monkeypatch.setattr(_winograd, "_MIN_SIDE", 1)
 
 
 def _torch_conv(x, w, pads):
@@ -39,12 +40,12 @@ def test_matches_torch_on_a_grid(n, cin, cout, h, w, pads, double, seed):
     x = rng.standard_normal((n, cin, h, w)).astype(dtype)
     wt = rng.standard_normal((cout, cin, 3, 3)).astype(dtype)
     ho, wo = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
-    old = _winograd._MIN_TILES, _winograd._MIN_CHANNELS
-    _winograd._MIN_TILES, _winograd._MIN_CHANNELS = 0, 1
+    old = _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE
+    _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE = 0, 1, 1
     try:
         got = _winograd.forward(x, wt, pads)
     finally:
-        _winograd._MIN_TILES, _winograd._MIN_CHANNELS = old
+        _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE = old
     if ho <= 0 or wo <= 0:
         assert got is None
         return
@@ -72,6 +73,13 @@ def test_other_3x3_convolutions_are_not_taken(kwargs):
     assert not _winograd.applies((8, 64, 56, 56), (64, 64 // g, 3, 3), (s, s), (d, d), g)
     assert not _winograd.applies((8, 64, 56, 56), (64, 64, 5, 5), (1, 1), (1, 1), 1)
     assert not _winograd.applies((8, 8, 56, 56), (64, 8, 3, 3), (1, 1), (1, 1), 1)  # few input channels
+
+
+def test_small_images_go_to_im2col(rng):
+    x = rng.standard_normal((64, 96, 4, 4)).astype(np.float32)
+    assert _winograd.forward(x, np.ones((192, 96, 3, 3), np.float32), (1, 1, 1, 1)) is None
+    assert _winograd.forward(x[:, :, :, :3].repeat(3, axis=2), np.ones((192, 96, 3, 3), np.float32),
+                             (1, 1, 1, 1)) is None  # 12x3: too narrow
 
 
 def test_narrow_products_go_to_im2col(rng):
