@@ -169,3 +169,62 @@ def test_one_and_two_threads_both_agree_with_torch(rng):
     assert_close(one, expected)
     assert_close(two, expected)
     assert_close(_winograd.forward(x[:1], wt, (1, 1, 1, 1)), expected[:1])  # tile rows split
+
+
+# ---------------------------------------------------------------------------------- weight gradient
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), cin=st.integers(1, 12), cout=st.integers(1, 12), h=st.integers(3, 19),
+       w=st.integers(3, 19), pads=st.tuples(*[st.integers(0, 2)] * 4), double=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_weight_gradient_matches_torch_on_a_grid(n, cin, cout, h, w, pads, double, seed):
+    rng = np.random.default_rng(seed)
+    dtype = np.float64 if double else np.float32
+    x = rng.standard_normal((n, cin, h, w)).astype(dtype)
+    ho, wo = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
+    go = rng.standard_normal((n, cout, ho, wo)).astype(dtype)
+    old = _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS
+    _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS = 0, 1, 1
+    try:
+        got = _winograd.weight_grad(x, go, pads)
+    finally:
+        _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS = old
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
+    expected = torch.nn.grad.conv2d_weight(torch.from_numpy(xp), (cout, cin, 3, 3), torch.from_numpy(go)).numpy()
+    assert got is not None and got.dtype == dtype
+    assert_close(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_backward_takes_it_at_network_sizes(dtype, rng):
+    x = rng.standard_normal((8, 32, 28, 28)).astype(dtype)
+    wt = (rng.standard_normal((48, 32, 3, 3)) / 17).astype(dtype)
+    go = rng.standard_normal((8, 48, 28, 28)).astype(dtype)
+    assert _winograd.weight_grad(x, go, (1, 1, 1, 1)) is not None  # the default thresholds take it
+    gx, gw, gb = F.conv2d_backward(go, x, wt, padding=1)
+    xr, wr = torch.tensor(x, requires_grad=True), torch.tensor(wt, requires_grad=True)
+    TF.conv2d(xr, wr, None, 1, 1).backward(torch.from_numpy(go))
+    assert_close(gw, wr.grad.numpy())
+    assert_close(gx, xr.grad.numpy())
+
+
+def test_small_weight_gradients_keep_im2col(rng):
+    x, go = rng.standard_normal((2, 64, 12, 12)), rng.standard_normal((2, 64, 12, 12))
+    assert _winograd.weight_grad(x, go, (1, 1, 1, 1)) is None  # 18 tiles
+    x, go = rng.standard_normal((64, 48, 8, 8)), rng.standard_normal((64, 96, 8, 8))
+    assert _winograd.weight_grad(x, go, (1, 1, 1, 1)) is None  # 8x8 outputs
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_weight_gradient_with_non_finite_values_is_torchs(bad, rng):
+    x = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
+    go = rng.standard_normal((8, 16, 24, 24)).astype(np.float32)
+    x[1, 2, 5, 7] = bad
+    assert _winograd.weight_grad(x, go, (1, 1, 1, 1)) is None
+    _, gw, _ = F.conv2d_backward(go, x, np.ones((16, 16, 3, 3), np.float32), padding=1)
+    expected = torch.nn.grad.conv2d_weight(torch.from_numpy(x), (16, 16, 3, 3), torch.from_numpy(go), 1, 1).numpy()
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(gw), np.isinf(expected))
+    finite = np.isfinite(expected)
+    assert_close(gw[finite], expected[finite])

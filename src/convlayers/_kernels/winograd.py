@@ -185,3 +185,78 @@ def winograd_output(m, n0, n1, ty0, ty1, tw, out, alpha, beta, lo, hi, affine):
                         for q in range(wo):
                             orow[q] = yr[q]
     return bad
+
+
+@njit(cache=True, inline="always")
+def _g4(x0, x1, x2, x3):
+    """``G₄ x`` for one 4-vector: the output-gradient transform of F(3, 4) (same points, 6 values)."""
+    two = type(x0)(2)
+    quarter = type(x0)(0.25)
+    sixth = type(x0)(1 / 6)
+    s = x0 + x2
+    t = x1 + x3
+    u = quarter * x0 + x2
+    v = x1 / two + two * x3
+    return (quarter * x0, -(s + t) * sixth, (t - s) * sixth, (u + v) * sixth, (u - v) * sixth, x3)
+
+
+@njit(cache=True, nogil=True)
+def winograd_grad_output(go, n0, n1, ty0, ty1, tw, g):
+    """Transformed 4×4 tiles of the output gradient, ``g[6a + b, o, t] = (G₄ go_tile G₄ᵀ)[a, b]``.
+
+    The weight gradient of a 3×3 stride-1 convolution is, per tile, the 3×3
+    correlation of the tile's 6×6 input patch with its 4×4 output-gradient
+    tile: Winograd F(3×3, 4×4) on the same points as F(4×4, 3×3), so the
+    patches are :func:`winograd_input`'s.  Tiles are indexed as there; the
+    gradient is zero beyond its edge.  Column pass along whole rows, then the
+    row pass per tile row, as in :func:`winograd_input`.
+    """
+    c_n, ho, wo = go.shape[1], go.shape[2], go.shape[3]
+    rows = ty1 - ty0
+    wq = 4 * tw
+    zero = go.dtype.type(0)
+    p = np.zeros((4 * rows, wq), go.dtype)
+    cc = np.empty((6, rows * wq), go.dtype)
+    q1 = min(wo, wq)
+    for s in range(n0, n1):
+        base = (s - n0) * rows * tw
+        for c in range(c_n):
+            plane = go[s, c]
+            for i in range(4 * rows):
+                r = 4 * ty0 + i
+                dst = p[i, :q1]
+                if r >= ho:
+                    for q in range(q1):
+                        dst[q] = zero
+                else:
+                    src = plane[r, :q1]
+                    for q in range(q1):
+                        dst[q] = src[q]
+            for ty in range(rows):
+                p0, p1, p2, p3 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3]
+                o = ty * wq
+                c0, c1, c2 = cc[0, o:o + wq], cc[1, o:o + wq], cc[2, o:o + wq]
+                c3, c4, c5 = cc[3, o:o + wq], cc[4, o:o + wq], cc[5, o:o + wq]
+                for q in range(wq):
+                    b0, b1, b2, b3, b4, b5 = _g4(p0[q], p1[q], p2[q], p3[q])
+                    c0[q] = b0
+                    c1[q] = b1
+                    c2[q] = b2
+                    c3[q] = b3
+                    c4[q] = b4
+                    c5[q] = b5
+            for a in range(6):
+                for ty in range(rows):
+                    sr = cc[a, ty * wq:(ty + 1) * wq]
+                    t0 = base + ty * tw
+                    v0, v1, v2 = g[6 * a, c, t0:t0 + tw], g[6 * a + 1, c, t0:t0 + tw], g[6 * a + 2, c, t0:t0 + tw]
+                    v3, v4, v5 = g[6 * a + 3, c, t0:t0 + tw], g[6 * a + 4, c, t0:t0 + tw], g[6 * a + 5, c, t0:t0 + tw]
+                    for tx in range(tw):
+                        q = 4 * tx
+                        b0, b1, b2, b3, b4, b5 = _g4(sr[q], sr[q + 1], sr[q + 2], sr[q + 3])
+                        v0[tx] = b0
+                        v1[tx] = b1
+                        v2[tx] = b2
+                        v3[tx] = b3
+                        v4[tx] = b4
+                        v5[tx] = b5

@@ -542,6 +542,10 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         kernel(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
                wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
         return gw.reshape(w_shape)
+    if _winograd.applies(x.shape, w_shape, stride, dilation, groups):
+        fast = _winograd.weight_grad(x.astype(dtype, copy=False), go, pads)
+        if fast is not None:  # None: too small, or a non-finite sum that the products below must place
+            return fast
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
     if kh == 1 and kw == 1:
