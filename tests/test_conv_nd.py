@@ -490,3 +490,27 @@ def test_conv3d_nonfinite_weight_taps_follow_the_2d_rule():
     w[0, 0, 0, 0, 0] = np.nan
     got = F.conv3d(x, w, padding=(0, 1, 1))
     np.testing.assert_array_equal(np.isnan(got), np.isnan(F.conv2d(x[:, :, 0], w[:, :, 0], padding=1))[:, :, None])
+
+
+# ------------------------------------------------------------------ blocked reorders (functional._layout)
+
+
+@pytest.mark.parametrize("shape, groups", [((512, 256, 3, 3), 1), ((96, 32, 3, 3), 3), ((40, 8, 2, 5), 4),
+                                           ((8, 4, 3, 3), 1), ((300, 300, 1, 1), 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_reorders_equal_numpys(shape, groups, dtype):
+    from convlayers.functional import _layout
+
+    w = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    cout, cin_g, kh, kw = shape
+    cout_g = cout // groups
+    flipped = w.reshape(groups, cout_g, cin_g, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    np.testing.assert_array_equal(_layout.flipped_transposed(w, groups),
+                                  flipped.reshape(groups * cin_g, cout_g, kh, kw))
+    if groups == 1:
+        m = _layout.taps_channels_out(w)
+        np.testing.assert_array_equal(m, w.transpose(2, 3, 1, 0).reshape(kh * kw * cin_g, cout))
+        np.testing.assert_array_equal(_layout.from_taps_channels_out(m, shape), w)
+    a = w.reshape(cout, -1)
+    np.testing.assert_array_equal(_layout.transposed(a), a.T)
+    np.testing.assert_array_equal(_layout.transposed(a[::2, 1::3]), a[::2, 1::3].T)  # strided views too
