@@ -514,3 +514,45 @@ def test_blocked_reorders_equal_numpys(shape, groups, dtype):
     a = w.reshape(cout, -1)
     np.testing.assert_array_equal(_layout.transposed(a), a.T)
     np.testing.assert_array_equal(_layout.transposed(a[::2, 1::3]), a[::2, 1::3].T)  # strided views too
+
+
+# ------------------------------------------------------------------ rows longer than a tile (functional.conv)
+
+
+@pytest.mark.parametrize("case", [dict(k=9, stride=1, padding=4), dict(k=5, stride=2, padding=3, dilation=2),
+                                  dict(k=3, stride=3, padding=0, groups=2), dict(k=1, stride=1, padding=0),
+                                  dict(k=4, stride=1, padding=5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv1d_on_long_signals_matches_torch_in_column_bands(case, dtype, monkeypatch):
+    from convlayers.functional import conv as conv_core
+
+    # a tiny tile budget, so that every row of these signals is cut into bands of columns
+    monkeypatch.setattr(conv_core, "_WORKER_COLS_BUDGET_BYTES", 4096)
+    monkeypatch.setattr(conv_core, "_COLS_BUDGET_BYTES", 4096)
+    calls = []
+    banded = conv_core._forward_row_bands
+    monkeypatch.setattr(conv_core, "_forward_row_bands", lambda *a: calls.append(1) or banded(*a))
+    rng = np.random.default_rng(0)
+    case = dict(case)
+    k, groups = case.pop("k"), case.get("groups", 1)
+    x = rng.standard_normal((3, 4, 2000)).astype(dtype)
+    w = rng.standard_normal((6, 4 // groups, k)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    expected = torch.nn.functional.conv1d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **case)
+    assert_close(F.conv1d(x, w, b, **case), expected.numpy())
+    assert calls or k == 1  # the banded path ran (1x1 kernels are plain products)
+
+
+def test_conv2d_with_rows_longer_than_a_tile_matches_torch(monkeypatch):
+    from convlayers.functional import conv as conv_core
+
+    monkeypatch.setattr(conv_core, "_WORKER_COLS_BUDGET_BYTES", 4096)
+    monkeypatch.setattr(conv_core, "_COLS_BUDGET_BYTES", 4096)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 5, 900)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    scale, shift = rng.standard_normal(4).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, (1, 2), (1, 2))
+    expected = torch.clamp(y * torch.from_numpy(scale)[:, None, None] + torch.from_numpy(shift)[:, None, None], 0, 6)
+    got = conv_core.conv2d_affine(x, w, None, (1, 2), (1, 2), 1, 1, "zeros", scale, shift, 0.0, 6.0)
+    assert_close(got, expected.numpy())

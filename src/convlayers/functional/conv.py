@@ -352,6 +352,8 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
         if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
             return fast, _FINITE
     workers = _threads.worker_count()
+    if cin * kh * kw * wo * x.dtype.itemsize > _budget(workers) and wo >= 2 * _MIN_PRODUCT_WIDTH:
+        return out, _forward_row_bands(x, wg, out, (kh, kw), stride, pads, dilation, epilogue, workers)
     blas_threads = _leave_threads_to_blas(n, workers)
     if blas_threads:
         workers = 1
@@ -395,6 +397,40 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
         return nans
 
     return out, sum(_run_tiles(job, tiles, workers))
+
+
+def _forward_row_bands(x, wg, out, kernel, stride, pads, dilation, epilogue, workers):
+    """The im2col path for output rows too long for one tile (1-D signals): bands of columns of a row.
+
+    A whole 16000-sample row of a 64-channel, 9-tap conv1d unrolls to 37 MB of columns, which the
+    product then streams from memory; bands of the tile budget stay in cache (8x64x16000, k=9, 2-core
+    Intel Xeon VM: 67 -> 45-50 ms, bands of 512 to 4096 columns alike).  Returns the epilogue's NaN count.
+    """
+    n, cin = x.shape[:2]
+    groups, cout_g, k_g = wg.shape
+    ho, wo = out.shape[2:]
+    kh, kw = kernel
+    k_rows = cin * kh * kw
+    band = max(_MIN_PRODUCT_WIDTH, _budget(workers) // (k_rows * x.dtype.itemsize))
+    x = np.ascontiguousarray(x)
+    tiles = [(s, r, c0, min(wo, c0 + band)) for s in range(n) for r in range(ho) for c0 in range(0, wo, band)]
+
+    def job(part, parallel):
+        matmul = _product(parallel, False)
+        cols = _threads.scratch("cols", k_rows * band, x.dtype)
+        nans = 0
+        for s, r, c0, c1 in part:
+            b = c1 - c0
+            cv = cols[:k_rows * b].reshape(k_rows, b)
+            # the band as a narrower output: its first column's input offset moves the left padding
+            _k.im2col_direct(x[s:s + 1], kh, kw, stride[0], stride[1], dilation[0], dilation[1], pads[0],
+                             pads[2] - c0 * stride[1], r, r + 1, b, cv)
+            dst = out[s, :, r, c0:c1]
+            matmul(wg, cv.reshape(groups, k_g, b), out=dst.reshape(groups, cout_g, b))
+            nans += _apply_epilogue(dst.reshape(1, groups * cout_g, b), epilogue, parallel)
+        return nans
+
+    return sum(_run_tiles(job, tiles, workers))
 
 
 def _leave_threads_to_blas(n, workers):
