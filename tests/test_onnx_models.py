@@ -298,3 +298,23 @@ def test_global_lp_pool_matches_onnxruntime(p, shape):
     got = co.load(proto)(x)
     assert got.shape == want.shape == shape[:2] + (1,) * (len(shape) - 2)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_constant_conv_weights_keep_their_winograd_transform(batch):
+    # a 3x3 stride-1 Conv with an initializer weight: the first run transforms it and keeps it on the node
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32) / 17
+    b = rng.standard_normal(32).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])], "c3",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32, 28, 28])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    (node,) = model.nodes
+    x = rng.standard_normal((batch, 32, 28, 28)).astype(np.float32)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), 1, 1).numpy()
+    first = model(x)
+    assert node.attrs["_packed"]["winograd"].shape == (36, 32, 32)
+    np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(model(x), first)  # the kept transform gives the same numbers

@@ -228,3 +228,19 @@ def test_weight_gradient_with_non_finite_values_is_torchs(bad, rng):
     np.testing.assert_array_equal(np.isinf(gw), np.isinf(expected))
     finite = np.isfinite(expected)
     assert_close(gw[finite], expected[finite])
+
+
+def test_packed_transform_is_kept_and_checked(rng):
+    x = rng.standard_normal((1, 32, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    ones, zeros = np.ones(32, np.float32), np.zeros(32, np.float32)
+    packed = {}
+    first = conv2d_affine(x, w, None, 1, 1, 1, 1, "zeros", ones, zeros, packed=packed)
+    assert packed["winograd"].shape == (36, 32, 32)
+    np.testing.assert_array_equal(conv2d_affine(x, w, None, 1, 1, 1, 1, "zeros", ones, zeros, packed=packed), first)
+    assert_close(first, _torch_conv(x, w, (1, 1, 1, 1)))
+    # a kept transform of another shape or dtype is not used: it is made again for this weight
+    w2 = rng.standard_normal((16, 32, 3, 3)).astype(np.float32)
+    got = conv2d_affine(x, w2, None, 1, 1, 1, 1, "zeros", ones[:16], zeros[:16], packed=packed)
+    assert_close(got, _torch_conv(x, w2, (1, 1, 1, 1)))
+    assert packed["winograd"].shape == (36, 16, 32)

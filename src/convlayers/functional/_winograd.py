@@ -42,6 +42,9 @@ _G2 = np.einsum("ai,bj->abij", _G, _G).reshape(36, 9)
 # _WIDE_TILES columns.  Measured on the 2-core Intel Xeon VM only.
 _MIN_TILES = 32
 _WIDE_TILES = 64
+# ... and with the transformed weight kept by the caller, one block of this many tiles already won (batch 1,
+# 256->256 at 14x14: 0.79 vs 1.18 ms), 4 lost (512->512 at 7x7: 1.78 vs 1.44 ms).
+_MIN_SINGLE_TILES = 16
 _MIN_CHANNELS = 16
 # Outputs narrower or shorter than this keep im2col: one or two tiles a row leave the transforms all loop
 # overhead (batch 64, 96->192 at 4x4: 2.15 vs 1.88 ms; at 8x8 the two tied, 2.1 vs 2.0 and 2.3 vs 2.5 ms).
@@ -111,8 +114,13 @@ def applies(x_shape, w_shape, stride, dilation, groups):
             and min(cin, cout) >= _MIN_CHANNELS and n > 0)
 
 
-def forward(x, w, pads, epilogue=None):
+def forward(x, w, pads, epilogue=None, packed=None):
     """conv2d of (N, C, H, W) ``x`` with 3×3 ``w``, stride 1, zero ``pads`` (top, bottom, left, right).
+
+    ``packed``: a dict the caller keeps beside a weight that does not change
+    (an ONNX initializer); the transformed weight is kept there after the
+    first call, which saves its transform (0.7 ms of a 1.5 ms batch-1
+    256→256 conv at 14², 2-core Intel Xeon VM).
 
     Returns the output with the epilogue ``(alpha, beta, lo, hi)`` applied, or
     None when the call should go another way: outputs smaller than ``_MIN_SIDE``
@@ -136,17 +144,36 @@ def forward(x, w, pads, epilogue=None):
         return None
     th, tw = _grid(ho, wo)
     workers = _threads.worker_count()
-    chunks = _chunks(n, th, tw, 36 * max(cin, cout) * x.dtype.itemsize, workers)
-    if n * th * tw < _MIN_TILES * len(chunks):  # the products' mean width
-        return None
+    u = packed.get("winograd") if packed is not None else None
+    if u is not None and (u.shape != (36, cout, cin) or u.dtype != x.dtype):
+        u = None
+    tiles = n * th * tw
+    # Fewer samples than workers and a small image: one block on the calling thread, BLAS's threads
+    # sharing its products (batch 1, 128->128 at 28x28: 1.28 ms in tile rows on the workers or by
+    # im2col, 0.97 ms so, 0.69 ms with the weight transform kept in ``packed``; 256->256 at 14x14
+    # (16 tiles): 1.18 by im2col, 1.51 so, 0.79 with it kept).  Larger images keep the workers' tile rows.
+    single = n < workers and tiles < 2 * _WIDE_TILES
+    if single:
+        if tiles < (_MIN_SINGLE_TILES if u is not None else _MIN_TILES):
+            return None
+        chunks = [(0, n, 0, th)]
+    else:
+        chunks = _chunks(n, th, tw, 36 * max(cin, cout) * x.dtype.itemsize, workers)
+        if tiles < _MIN_TILES * len(chunks):  # the products' mean width
+            return None
     x = np.ascontiguousarray(x)
-    # On the worker threads with one-thread BLAS: a threaded product here leaves OpenBLAS's workers
-    # spinning (~0.1 s) beside the tile jobs below, which then ran 2.4x slower (10.3 vs 4.4 ms, 8x64x56x56).
-    u = weight_transform(w, workers)
+    if u is None:
+        # On the worker threads with one-thread BLAS: a threaded product here leaves OpenBLAS's workers
+        # spinning (~0.1 s) beside the tile jobs below, which then ran 2.4x slower (10.3 vs 4.4 ms, 8x64x56x56).
+        u = weight_transform(w, 1 if single else workers)
+        if packed is not None:
+            packed["winograd"] = u
     out = np.empty((n, cout, ho, wo), dtype=x.dtype)
     none = np.empty(0, dtype=x.dtype)
     alpha, beta, lo, hi = epilogue if epilogue is not None else (none, none, 0, 0)
     lo, hi = x.dtype.type(lo), x.dtype.type(hi)
+
+    matmul = _threads.blas_matmul if single else np.matmul
 
     def job(part):
         bad = 0
@@ -156,11 +183,13 @@ def forward(x, w, pads, epilogue=None):
             _k.winograd_input(x, n0, n1, r0, r1, tw, pads[0], pads[2], v)
             m = _threads.scratch("winograd_m", 36 * cout * tiles, x.dtype).reshape(36, cout, tiles)
             with np.errstate(all="ignore"):  # an overflow is counted below and the call recomputed
-                np.matmul(u, v, out=m)
+                matmul(u, v, out=m)
             bad += _k.winograd_output(m, n0, n1, r0, r1, tw, out, alpha, beta, lo, hi, epilogue is not None)
         return bad
 
-    if workers < 2 or len(chunks) < 2:
+    if single:
+        bad = job(chunks)
+    elif workers < 2 or len(chunks) < 2:
         bad = _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
     else:
         bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b]) for a, b in _parts(len(chunks), workers)]))

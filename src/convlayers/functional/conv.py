@@ -204,13 +204,16 @@ def _is_depthwise(cin, cin_g, groups):
 _FINITE = -1
 
 
-def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None):
+def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None, packed=None):
     """conv2d without bias on a validated 4-D input; ``pads`` are zeros (top, bottom, left, right).
 
     ``epilogue = (alpha, beta, lo, hi)`` maps every output channel through
     ``clamp(y·alpha[c] + beta[c], lo, hi)`` as soon as each tile is computed.
+    ``packed``: a dict the caller keeps with a weight that does not change
+    between calls (an ONNX initializer), where the weight's transforms are
+    kept after their first use (see :func:`._winograd.forward`).
     """
-    out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue)
+    out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed)
     # Both repairs below start from a NaN: a non-finite weight tap on the zero padding gives
     # inf·0 = NaN there, and float32 overflow gives inf − inf = NaN.  With an epilogue the NaNs were
     # counted in its pass; otherwise one BLAS pass looks.  (Checking the border first on every call,
@@ -321,7 +324,7 @@ def _add_bad_taps(out, x, w, bad, stride, pads, dilation, groups, x_finite):
                     dst[:, co] += w[co, cg, ki, kj] * xv[:, (co // cout_g) * cin_g + cg]
 
 
-def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
+def _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed=None):
     """The fast paths of :func:`_forward_core` (depthwise, 1×1, im2col NCHW or channels-last).
 
     Returns ``(out, nans)``: the NaN count the epilogue's pass found (0 without an epilogue: not counted),
@@ -348,7 +351,7 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue):
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
         return out, _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
     if _winograd.applies(x.shape, w.shape, stride, dilation, groups):
-        fast = _winograd.forward(x, w, pads, epilogue)
+        fast = _winograd.forward(x, w, pads, epilogue, packed)
         if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
             return fast, _FINITE
     workers = _threads.worker_count()
@@ -642,7 +645,7 @@ def _summed(parts):
 
 
 def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, padding_mode, scale, shift,
-                  lo=-np.inf, hi=np.inf):
+                  lo=-np.inf, hi=np.inf, *, packed=None):
     """``clamp(conv2d(input, weight, bias, ...)·scale[c] + shift[c], lo, hi)`` in one pass over the output.
 
     Inference of a Conv → BatchNorm (evaluation) → ReLU/ReLU6 block: the
@@ -650,6 +653,8 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
     written it, while it is still in cache, instead of in two more passes over
     the whole output.  Same validation and arguments as :func:`conv2d`
     (all given, positionally); ``scale`` and ``shift`` have shape (C_out,).
+    ``packed``: a dict kept by a caller whose weight never changes between
+    calls (an ONNX model's constant), where transformed weights are cached.
 
     Shape: ``H_out = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1``, as :func:`conv2d`.
 
@@ -678,5 +683,5 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
     x4 = x4.astype(dtype, copy=False)
     x4, pads = explicit_padding(x4, pads, mode)
     epilogue = (scale, shift, dtype.type(lo), dtype.type(hi))
-    out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups, epilogue)
+    out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups, epilogue, packed)
     return out[0] if unbatched else out

@@ -139,8 +139,9 @@ def fuse(nodes, constants, outputs):
 
 
 def prepack(nodes, constants):
-    """Contiguous weights, Gemm's constant B stored transposed when that makes it ``x·Wᵀ``, and the bias of
-    every remaining 1-D/2-D float Conv applied in the epilogue (one pass less over its output)."""
+    """Contiguous weights, Gemm's constant B stored transposed when that makes it ``x·Wᵀ``, the bias of
+    every remaining 1-D/2-D float Conv applied in the epilogue (one pass less over its output), and a cache
+    for the transformed weights of every Conv whose weight is a constant (the Winograd path's)."""
     for node in nodes:
         if node.op_type == "Conv" and "_scale" not in node.attrs and len(node.inputs) > 2 and node.inputs[2] \
                 and _is_float_const(constants, node.inputs[1]) and constants[node.inputs[1]].ndim in (3, 4):
@@ -149,6 +150,9 @@ def prepack(nodes, constants):
         if node.op_type in ("Conv", "ConvTranspose", "MatMul") and len(node.inputs) > 1 \
                 and node.inputs[1] in constants:
             constants[node.inputs[1]] = np.ascontiguousarray(constants[node.inputs[1]])
+            if node.op_type == "Conv":
+                # where the functional core keeps this constant weight's transforms after their first use
+                node.attrs["_packed"] = {}
         if node.op_type == "Gemm" and len(node.inputs) > 1 and node.inputs[1] in constants \
                 and not int(node.attr("transB", 0)) and constants[node.inputs[1]].ndim == 2:
             node.attrs["_bt"] = np.ascontiguousarray(constants[node.inputs[1]].T)

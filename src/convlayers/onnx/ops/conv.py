@@ -90,7 +90,8 @@ def conv(node, x, w, b=None):
         strides, dilations, begins, nd, squeeze = [1] + strides, [1] + dilations, [0] + begins, 2, True
     if fused:
         y = _conv.conv2d_affine(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group, "zeros",
-                                node.attrs["_scale"], node.attrs["_shift"], node.attrs["_lo"], node.attrs["_hi"])
+                                node.attrs["_scale"], node.attrs["_shift"], node.attrs["_lo"], node.attrs["_hi"],
+                                packed=node.attrs.get("_packed"))
     else:
         fn = {1: getattr(F, "conv1d", None), 2: F.conv2d, 3: getattr(F, "conv3d", None)}.get(nd)
         if fn is None:
