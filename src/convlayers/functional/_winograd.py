@@ -72,7 +72,7 @@ def weight_transform(w, workers=1):
     g2 = _G2.astype(w.dtype)
     u = np.empty((36, cout * cin), dtype=w.dtype)
     if workers < 2 or cout < 2:
-        np.matmul(g2, g9.T, out=u)
+        _threads.blas_matmul(g2, g9.T, out=u)  # marked busy for the fork gate: BLAS may thread it
     else:  # filters split over the workers (one-thread BLAS each): 256x256 took 1.1 ms on one thread
         _threads.run([lambda a=a * cin, b=b * cin: np.matmul(g2, g9[a:b].T, out=u[:, a:b])
                       for a, b in _parts(cout, workers)])
@@ -268,7 +268,8 @@ def weight_grad(x, go, pads):
         partials = _threads.run([lambda p=p: job(p) for p in parts])
     with np.errstate(all="ignore"):
         wt = sum(partials[1:], partials[0]).reshape(36, cout * cin)
-        gw = _threads.single_blas(np.matmul, _A3K.astype(x.dtype), wt) if workers > 1 else _A3K.astype(x.dtype) @ wt
+        a3k = _A3K.astype(x.dtype)
+        gw = _threads.single_blas(np.matmul, a3k, wt) if workers > 1 else _threads.blas_matmul(a3k, wt)
     if not np.isfinite(gw).all():
         return None
     return np.ascontiguousarray(gw.reshape(3, 3, cout, cin).transpose(2, 3, 0, 1))
