@@ -132,3 +132,22 @@ def test_instance_norm_running_stats(rng):
 def test_bad_arguments(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -3e4])
+def test_float32_statistics_in_one_read_do_not_cancel(offset):
+    # float32 rows are summed in one read, shifted by their first element: a large common offset must not
+    # cost the variance its digits.  The statistics are checked against float64; the outputs against
+    # PyTorch's float32 kernels.
+    from convlayers.functional.normalization import group_norm_forward
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((2, 8, 30, 31)) * 0.5 + offset).astype(np.float32)
+    x[0, 0, 0, 0] = offset + 40.0  # an outlier as the shift of the first group
+    groups = x.astype(np.float64).reshape(2, 4, -1)
+    _, (_, mean, rstd) = group_norm_forward(x, 4)
+    np.testing.assert_allclose(mean, groups.mean(axis=2), rtol=1e-6)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(groups.var(axis=2) + 1e-5), rtol=1e-5)
+    if abs(offset) <= 1e3:  # further out, float32 outputs round differently in each library (before too)
+        assert_close(F.group_norm(x, 4), TF.group_norm(torch.from_numpy(x), 4).numpy())
+        assert_close(F.layer_norm(x, (30, 31)), TF.layer_norm(torch.from_numpy(x), (30, 31)).numpy())

@@ -68,7 +68,8 @@ def group_norm_forward(input, num_groups, weight=None, bias=None, eps=1e-5):
     out = np.empty(x4.shape, dtype)
     mean, rstd = np.empty((n, g), dtype), np.empty((n, g), dtype)
     if x4.size:
-        _k.group_norm_forward.for_work(x4.size, _PARALLEL_MIN_SIZE)(x4, w, b, eps, out, mean, rstd)
+        _k.group_norm_forward.for_work(x4.size, _PARALLEL_MIN_SIZE)(x4, w, b, eps, out, mean, rstd,
+                                                                     dtype == np.float32)
     return out.reshape(x.shape), (x4, mean, rstd)
 
 
@@ -160,7 +161,8 @@ def _row_norm_forward(op, input, normalized_shape, weight, bias, eps, centered):
     out = np.empty(x2.shape, dtype)
     mean, rstd = np.empty(x2.shape[0], dtype), np.empty(x2.shape[0], dtype)
     if x2.size:
-        _k.row_norm_forward.for_work(x2.size, _PARALLEL_MIN_SIZE)(x2, w, b, eps, centered, out, mean, rstd)
+        _k.row_norm_forward.for_work(x2.size, _PARALLEL_MIN_SIZE)(x2, w, b, eps, centered, out, mean, rstd,
+                                                                   dtype == np.float32)
     return out.reshape(x.shape), (x2, mean, rstd, centered)
 
 
