@@ -174,3 +174,51 @@ def test_filter_same_symm_even_and_odd_kernels(kshape):
                                scipy_signal.convolve2d(x, k, "same", "symm"), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="2-D"):
         reference.filter_same_symm(x[0], k)
+
+
+@pytest.mark.parametrize("shape, padding", [((1, 1, 4, 4), 1), ((2, 3, 9, 10), 1), ((1, 2, 5, 13), 0),
+                                            ((1, 4, 7, 7), 2)])
+def test_winograd_textbook_equals_the_direct_sum(shape, padding):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(shape), rng.standard_normal((3, shape[1], 3, 3))
+    np.testing.assert_allclose(reference.winograd_conv2d_3x3(x, w, padding),
+                               reference.conv2d_nchw(x, w, padding=padding), rtol=1e-11, atol=1e-11)
+
+
+def test_winograd_kernels_transform_as_the_textbook():
+    # the compiled transforms, tile by tile, against the textbook's matrices (no shared code)
+    from convlayers._kernels import winograd as wk
+    from convlayers.functional import _winograd
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 10, 9))
+    th, tw = 3, 3  # 10x9 outputs at padding 1
+    v = np.empty((36, 3, 2 * th * tw))
+    wk.winograd_input(x, 0, 2, 0, th, tw, 1, 1, v)
+    bt = reference.WINOGRAD_F43["BT"]
+    xp = np.zeros((2, 3, 4 * th + 2, 4 * tw + 2))
+    xp[:, :, 1:11, 1:10] = x
+    for s in range(2):
+        for ty in range(th):
+            for tx in range(tw):
+                d = xp[s, :, 4 * ty:4 * ty + 6, 4 * tx:4 * tx + 6]
+                t = (s * th + ty) * tw + tx
+                want = np.einsum("ai,cij,bj->abc", bt, d, bt).reshape(36, 3)
+                np.testing.assert_allclose(v[:, :, t], want, rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal((4, 3, 3, 3))
+    g = reference.WINOGRAD_F43["G"]
+    np.testing.assert_allclose(_winograd.weight_transform(w),
+                               np.einsum("ai,ocij,bj->aboc", g, w, g).reshape(36, 4, 3), rtol=1e-12, atol=1e-13)
+    m = rng.standard_normal((36, 4, 2 * th * tw))
+    out = np.empty((2, 4, 10, 9))
+    none = np.empty(0)
+    wk.winograd_output(m, 0, 2, 0, th, tw, out, none, none, 0.0, 0.0, False)
+    at = reference.WINOGRAD_F43["AT"]
+    for s in range(2):
+        for ty in range(th):
+            for tx in range(tw):
+                t = (s * th + ty) * tw + tx
+                y = np.einsum("ia,abo,jb->oij", at, m[:, :, t].reshape(6, 6, 4), at)
+                rows, cols = min(4, 10 - 4 * ty), min(4, 9 - 4 * tx)
+                np.testing.assert_allclose(out[s, :, 4 * ty:4 * ty + rows, 4 * tx:4 * tx + cols],
+                                           y[:, :rows, :cols], rtol=1e-12, atol=1e-12)

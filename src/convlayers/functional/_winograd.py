@@ -6,7 +6,8 @@ Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).  Summed over
 input channels this is 36 matrix products of (C_out, C_in) by (C_in, tiles),
 a quarter of the im2col product, and the patches take 36 floats per tile
 where im2col unrolls 144 per 16 outputs.  The transforms are the numba kernels
-in ``_kernels.winograd``; the products are BLAS's.
+in ``_kernels.winograd``; the products are BLAS's.  The same algorithm one tile
+at a time, for reading: :func:`convlayers.reference.winograd_conv2d_3x3`.
 
 Measured on the 2-core Intel Xeon VM (AVX-512, OpenBLAS SkylakeX), 2 threads, conv2d
 with this path against the im2col path: batch 8, 64→64 at 56² 10.2 → 5.3 ms,
@@ -27,12 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import reference as _reference
 from .._kernels import winograd as _k
 from . import _threads
 
-# G of F(4, 3): U = G g Gᵀ for each 3×3 filter g.
-_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-               [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+# G of F(4, 3): U = G g Gᵀ for each 3×3 filter g (the textbook's, convlayers.reference.WINOGRAD_F43).
+_G = _reference.WINOGRAD_F43["G"]
 # Kronecker form: U[6a + b] = Σ_ij G[a, i]·G[b, j]·g[i, j], one (36, 9) @ (9, C_out·C_in) product.
 _G2 = np.einsum("ai,bj->abij", _G, _G).reshape(36, 9)
 
