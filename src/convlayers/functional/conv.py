@@ -407,7 +407,7 @@ def _forward_row_bands(x, wg, out, kernel, stride, pads, dilation, epilogue, wor
 
     A whole 16000-sample row of a 64-channel, 9-tap conv1d unrolls to 37 MB of columns, which the
     product then streams from memory; bands of the tile budget stay in cache (8x64x16000, k=9, 2-core
-    Intel Xeon VM: 67 -> 45-50 ms, bands of 512 to 4096 columns alike).  Returns the epilogue's NaN count.
+    Intel Xeon VM: 67 -> 42 ms; bands of 512 to 4096 columns did alike).  Returns the epilogue's NaN count.
     """
     n, cin = x.shape[:2]
     groups, cout_g, k_g = wg.shape
