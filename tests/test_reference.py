@@ -222,3 +222,16 @@ def test_winograd_kernels_transform_as_the_textbook():
                 rows, cols = min(4, 10 - 4 * ty), min(4, 9 - 4 * tx)
                 np.testing.assert_allclose(out[s, :, 4 * ty:4 * ty + rows, 4 * tx:4 * tx + cols],
                                            y[:, :rows, :cols], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding, match", [
+    ((1, 2, 6, 6), (3, 2, 5, 5), 1, "weight must be"),
+    ((1, 2, 6, 6), (3, 4, 3, 3), 1, "weight must be"),
+    ((2, 6, 6), (3, 2, 3, 3), 1, "x must be"),
+    ((1, 2, 6, 6), (3, 2, 3, 3), -1, "padding"),
+    ((1, 2, 6, 6), (3, 2, 3, 3), 1.5, "padding"),
+    ((1, 2, 1, 6), (3, 2, 3, 3), 0, "smaller than"),
+])
+def test_winograd_textbook_bad_inputs(x_shape, w_shape, padding, match):
+    with pytest.raises(ValueError, match=match):
+        reference.winograd_conv2d_3x3(np.zeros(x_shape), np.zeros(w_shape), padding)

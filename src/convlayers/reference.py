@@ -435,7 +435,17 @@ def winograd_conv2d_3x3(x, weight, padding=1):
     bt, g, at = WINOGRAD_F43["BT"], WINOGRAD_F43["G"], WINOGRAD_F43["AT"]
     x = np.asarray(x, dtype=np.float64)
     weight = np.asarray(weight, dtype=np.float64)
+    if x.ndim != 4:
+        raise ValueError(f"winograd_conv2d_3x3: x must be (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != 4 or weight.shape[1:] != (x.shape[1], 3, 3):
+        raise ValueError(f"winograd_conv2d_3x3: weight must be (C_out, {x.shape[1]}, 3, 3) for this x, "
+                         f"got shape {weight.shape}")
+    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"winograd_conv2d_3x3: padding must be a non-negative int, got {padding!r}")
     n, c_in, h, w = x.shape
+    if h + 2 * padding < 3 or w + 2 * padding < 3:
+        raise ValueError(f"winograd_conv2d_3x3: the padded input ({h + 2 * padding} x {w + 2 * padding}) is "
+                         f"smaller than the 3 x 3 kernel")
     c_out = weight.shape[0]
     out_h, out_w = h + 2 * padding - 2, w + 2 * padding - 2
     tiles_h, tiles_w = -(-out_h // 4), -(-out_w // 4)
