@@ -174,9 +174,6 @@ def _matmul(a, b, out):
         axis, extent = -2, out.shape[-2]
     else:
         axis, extent = -1, out.shape[-1]
-    parts = min(workers, extent)
-    bounds = [extent * i // parts for i in range(parts + 1)]
-
     def part(lo, hi):
         if axis == 0:
             np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
@@ -185,8 +182,29 @@ def _matmul(a, b, out):
         else:
             np.matmul(a, b[..., lo:hi], out=out[..., lo:hi])
 
-    run([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in zip(bounds, bounds[1:])])
+    run([lambda lo=lo, hi=hi: part(lo, hi) for lo, hi in ranges(extent, min(workers, extent))])
     return out
+
+
+def ranges(count, parts):
+    """``parts`` contiguous ranges ``(a, b)`` covering ``range(count)``, of nearly equal length.
+
+    >>> ranges(7, 2)
+    [(0, 3), (3, 7)]
+    """
+    bounds = [count * i // parts for i in range(parts + 1)]
+    return list(zip(bounds, bounds[1:]))
+
+
+def even_block(n, block, workers):
+    """The block size that cuts ``n`` items into as many blocks of ``block`` or fewer for every worker,
+    of nearly equal size (64 items in blocks of 37 on 2 workers: 32 + 32, not 37 + 27).
+
+    >>> even_block(8, 3, 2)
+    2
+    """
+    blocks = -(-(-(-n // block)) // workers) * workers
+    return -(-n // blocks)
 
 
 # Per-thread scratch buffers, kept between calls.  A fresh multi-megabyte buffer per call comes back

@@ -76,14 +76,8 @@ def weight_transform(w, workers=1):
         _threads.blas_matmul(g2, g9.T, out=u)  # marked busy for the fork gate: BLAS may thread it
     else:  # filters split over the workers (one-thread BLAS each): 256x256 took 1.1 ms on one thread
         _threads.run([lambda a=a * cin, b=b * cin: np.matmul(g2, g9[a:b].T, out=u[:, a:b])
-                      for a, b in _parts(cout, workers)])
+                      for a, b in _threads.ranges(cout, workers)])
     return u.reshape(36, cout, cin)
-
-
-def _parts(count, workers):
-    """``workers`` contiguous ranges ``(a, b)`` covering ``range(count)``, of nearly equal length."""
-    bounds = [count * i // workers for i in range(workers + 1)]
-    return list(zip(bounds, bounds[1:]))
 
 
 def _grid(ho, wo):
@@ -99,9 +93,8 @@ def _chunks(n, th, tw, per_tile_bytes, workers):
     block = max(_CHUNK_BYTES // max(per_sample, 1), min(-(-_WIDE_TILES // (th * tw)), -(-n // workers)))
     block = max(1, min(n, block))
     if n >= workers or workers < 2:
-        if workers > 1:  # as many blocks for every worker, of nearly equal size (8 samples: 2+2+2+2, not 3+3+2)
-            blocks = -(-(-(-n // block)) // workers) * workers
-            block = -(-n // blocks)
+        if workers > 1:
+            block = _threads.even_block(n, block, workers)  # 8 samples: 2+2+2+2, not 3+3+2
         return [(n0, min(n, n0 + block), 0, th) for n0 in range(0, n, block)]
     rows = max(1, -(-th // -(-workers // n)))
     return [(s, s + 1, r0, min(th, r0 + rows)) for s in range(n) for r0 in range(0, th, rows)]
@@ -193,7 +186,8 @@ def forward(x, w, pads, epilogue=None, packed=None):
     elif workers < 2 or len(chunks) < 2:
         bad = _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
     else:
-        bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b]) for a, b in _parts(len(chunks), workers)]))
+        bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b])
+                                for a, b in _threads.ranges(len(chunks), workers)]))
     return None if bad else out
 
 
@@ -248,7 +242,7 @@ def weight_grad(x, go, pads):
     else:  # fewer samples than workers: tile rows
         rows = max(1, -(-th // -(-workers // n)))
         chunks = [(s, s + 1, r0, min(th, r0 + rows)) for s in range(n) for r0 in range(0, th, rows)]
-        parts = [chunks[a:b] for a, b in _parts(len(chunks), workers) if a < b]
+        parts = [chunks[a:b] for a, b in _threads.ranges(len(chunks), workers) if a < b]
 
     def job(part):
         acc = None

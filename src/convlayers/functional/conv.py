@@ -124,9 +124,7 @@ def _tiles(n, ho, per_row_bytes, budget, workers, wo=None):
         # image would each read the whole weight for a few columns (ResNet-18's 512x512 3x3 at 7x7,
         # batch 1: two 28- and 21-column products took 1.7 ms)
     elif block > 1 and workers > 1:
-        # as many sample blocks for every worker, of nearly equal size (64 samples: 32 + 32, not 37 + 27)
-        blocks = -(-(-(-n // block)) // workers) * workers
-        block = -(-n // blocks)
+        block = _threads.even_block(n, block, workers)  # 64 samples: 32 + 32, not 37 + 27
     return [(n0, min(n, n0 + block), r0, min(ho, r0 + rows)) for n0 in range(0, n, block) for r0 in range(0, ho, rows)]
 
 
@@ -183,9 +181,8 @@ def _run_tiles(job, tiles, workers):
     """Run ``job(tiles_part, parallel)`` over the tiles: on the calling thread, or split across worker threads."""
     if workers < 2 or len(tiles) < 2:
         return [job(tiles, True)]
-    parts = min(workers, len(tiles))
-    bounds = [len(tiles) * i // parts for i in range(parts + 1)]
-    return _threads.run([lambda a=a, b=b: job(tiles[a:b], False) for a, b in zip(bounds, bounds[1:])])
+    return _threads.run([lambda a=a, b=b: job(tiles[a:b], False)
+                         for a, b in _threads.ranges(len(tiles), min(workers, len(tiles)))])
 
 
 def _tile_rows(bytes_per_output_row, ho, budget):
@@ -476,8 +473,7 @@ def _pointwise_forward(wg, xs, out, epilogue):
         np.matmul(wg, xs[a:b], out=out[a:b])
         return _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False)
 
-    bounds = [n * i // workers for i in range(workers + 1)]
-    return sum(_threads.run([lambda a=a, b=b: job(a, b) for a, b in zip(bounds, bounds[1:])]))
+    return sum(_threads.run([lambda a=a, b=b: job(a, b) for a, b in _threads.ranges(n, workers)]))
 
 
 def _apply_epilogue(y, epilogue, parallel):
