@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,20 @@ import convlayers.functional as F
 from convlayers.autograd import Tensor
 from convlayers.functional import _winograd
 from convlayers.functional.conv import conv2d_affine
+
+
+@contextlib.contextmanager
+def _thresholds(**values):
+    """``_winograd``'s size thresholds set for the block (hypothesis tests cannot take function-scoped
+    fixtures such as ``monkeypatch``)."""
+    old = {name: getattr(_winograd, name) for name in values}
+    for name, value in values.items():
+        setattr(_winograd, name, value)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(_winograd, name, value)
 
 
 @pytest.fixture
@@ -40,12 +56,8 @@ def test_matches_torch_on_a_grid(n, cin, cout, h, w, pads, double, seed):
     x = rng.standard_normal((n, cin, h, w)).astype(dtype)
     wt = rng.standard_normal((cout, cin, 3, 3)).astype(dtype)
     ho, wo = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
-    old = _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE
-    _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE = 0, 1, 1
-    try:
+    with _thresholds(_MIN_TILES=0, _MIN_CHANNELS=1, _MIN_SIDE=1):
         got = _winograd.forward(x, wt, pads)
-    finally:
-        _winograd._MIN_TILES, _winograd._MIN_CHANNELS, _winograd._MIN_SIDE = old
     if ho <= 0 or wo <= 0:
         assert got is None
         return
@@ -184,12 +196,8 @@ def test_weight_gradient_matches_torch_on_a_grid(n, cin, cout, h, w, pads, doubl
     x = rng.standard_normal((n, cin, h, w)).astype(dtype)
     ho, wo = h + pads[0] + pads[1] - 2, w + pads[2] + pads[3] - 2
     go = rng.standard_normal((n, cout, ho, wo)).astype(dtype)
-    old = _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS
-    _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS = 0, 1, 1
-    try:
+    with _thresholds(_GRAD_MIN_TILES=0, _GRAD_MIN_SIDE=1, _MIN_CHANNELS=1):
         got = _winograd.weight_grad(x, go, pads)
-    finally:
-        _winograd._GRAD_MIN_TILES, _winograd._GRAD_MIN_SIDE, _winograd._MIN_CHANNELS = old
     xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
     expected = torch.nn.grad.conv2d_weight(torch.from_numpy(xp), (cout, cin, 3, 3), torch.from_numpy(go)).numpy()
     assert got is not None and got.dtype == dtype

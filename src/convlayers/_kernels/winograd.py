@@ -53,6 +53,43 @@ def _at(m0, m1, m2, m3, m4, m5):
     return (m0 + a + c, b + d2, a + two * (c + c), b + two * (d2 + d2) + m5)
 
 
+@njit(cache=True, inline="always")
+def _fill_rows(plane, r_lo, h, q0, q1, off, p):
+    """``p[i, q0:q1] = plane[r_lo + i, q0 - off:q1 - off]`` for every row of ``p``, zeros for rows outside
+    ``0 ≤ r < h`` (the rest of ``p`` stays as it is: the zero padding)."""
+    zero = p.dtype.type(0)
+    for i in range(p.shape[0]):
+        r = r_lo + i
+        dst = p[i, q0:q1]  # loops index slices by the loop variable alone: no wraparound checks
+        if r < 0 or r >= h:
+            for q in range(q1 - q0):
+                dst[q] = zero
+        else:
+            src = plane[r, q0 - off:q1 - off]
+            for q in range(q1 - q0):
+                dst[q] = src[q]
+
+
+@njit(cache=True, inline="always")
+def _store6(dst, i, vals):
+    """``dst[k][i] = vals[k]`` for the six output slices of a 1-D transform."""
+    for k in range(6):
+        dst[k][i] = vals[k]
+
+
+@njit(cache=True, inline="always")
+def _rows6(a, o, n):
+    """The six slices ``a[k, o:o + n]``."""
+    return a[0, o:o + n], a[1, o:o + n], a[2, o:o + n], a[3, o:o + n], a[4, o:o + n], a[5, o:o + n]
+
+
+@njit(cache=True, inline="always")
+def _taps6(v, a, c, t0, n):
+    """The six slices ``v[6a + k, c, t0:t0 + n]`` that a row transform writes."""
+    return (v[6 * a, c, t0:t0 + n], v[6 * a + 1, c, t0:t0 + n], v[6 * a + 2, c, t0:t0 + n],
+            v[6 * a + 3, c, t0:t0 + n], v[6 * a + 4, c, t0:t0 + n], v[6 * a + 5, c, t0:t0 + n])
+
+
 @njit(cache=True, nogil=True)
 def winograd_input(x, n0, n1, ty0, ty1, tw, pt, pl, v):
     """Transformed input patches of samples ``n0 ≤ s < n1``, tile rows ``ty0 ≤ ty < ty1``, into ``v``.
@@ -72,55 +109,27 @@ def winograd_input(x, n0, n1, ty0, ty1, tw, pt, pl, v):
     rows = ty1 - ty0
     wq = 4 * (tw + 1)
     hq = 4 * rows + 2
-    zero = x.dtype.type(0)
     p = np.zeros((hq, wq), x.dtype)
     cc = np.empty((6, rows * wq), x.dtype)
-    r_lo = 4 * ty0 - pt
     q0 = min(pl, wq)
     q1 = min(pl + w, wq)  # padded columns [q0, q1) hold input; the rest stay zero
     for s in range(n0, n1):
         base = (s - n0) * rows * tw
         for c in range(c_n):
-            plane = x[s, c]
-            for i in range(hq):
-                r = r_lo + i
-                dst = p[i, q0:q1]  # loops index slices by the loop variable alone: no wraparound checks
-                if r < 0 or r >= h:
-                    for q in range(q1 - q0):
-                        dst[q] = zero
-                else:
-                    src = plane[r, q0 - pl:q1 - pl]
-                    for q in range(q1 - q0):
-                        dst[q] = src[q]
+            _fill_rows(x[s, c], 4 * ty0 - pt, h, q0, q1, pl, p)
             for ty in range(rows):
                 p0, p1, p2, p3, p4, p5 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3], p[4 * ty + 4], \
                     p[4 * ty + 5]
-                o = ty * wq
-                c0, c1, c2 = cc[0, o:o + wq], cc[1, o:o + wq], cc[2, o:o + wq]
-                c3, c4, c5 = cc[3, o:o + wq], cc[4, o:o + wq], cc[5, o:o + wq]
+                cols = _rows6(cc, ty * wq, wq)
                 for q in range(wq):
-                    b0, b1, b2, b3, b4, b5 = _bt(p0[q], p1[q], p2[q], p3[q], p4[q], p5[q])
-                    c0[q] = b0
-                    c1[q] = b1
-                    c2[q] = b2
-                    c3[q] = b3
-                    c4[q] = b4
-                    c5[q] = b5
+                    _store6(cols, q, _bt(p0[q], p1[q], p2[q], p3[q], p4[q], p5[q]))
             for a in range(6):
                 for ty in range(rows):
                     sr = cc[a, ty * wq:(ty + 1) * wq]
-                    t0 = base + ty * tw
-                    v0, v1, v2 = v[6 * a, c, t0:t0 + tw], v[6 * a + 1, c, t0:t0 + tw], v[6 * a + 2, c, t0:t0 + tw]
-                    v3, v4, v5 = v[6 * a + 3, c, t0:t0 + tw], v[6 * a + 4, c, t0:t0 + tw], v[6 * a + 5, c, t0:t0 + tw]
+                    dst = _taps6(v, a, c, base + ty * tw, tw)
                     for tx in range(tw):
                         q = 4 * tx
-                        b0, b1, b2, b3, b4, b5 = _bt(sr[q], sr[q + 1], sr[q + 2], sr[q + 3], sr[q + 4], sr[q + 5])
-                        v0[tx] = b0
-                        v1[tx] = b1
-                        v2[tx] = b2
-                        v3[tx] = b3
-                        v4[tx] = b4
-                        v5[tx] = b5
+                        _store6(dst, tx, _bt(sr[q], sr[q + 1], sr[q + 2], sr[q + 3], sr[q + 4], sr[q + 5]))
 
 
 @njit(cache=True, nogil=True)
@@ -214,49 +223,22 @@ def winograd_grad_output(go, n0, n1, ty0, ty1, tw, g):
     c_n, ho, wo = go.shape[1], go.shape[2], go.shape[3]
     rows = ty1 - ty0
     wq = 4 * tw
-    zero = go.dtype.type(0)
     p = np.zeros((4 * rows, wq), go.dtype)
     cc = np.empty((6, rows * wq), go.dtype)
     q1 = min(wo, wq)
     for s in range(n0, n1):
         base = (s - n0) * rows * tw
         for c in range(c_n):
-            plane = go[s, c]
-            for i in range(4 * rows):
-                r = 4 * ty0 + i
-                dst = p[i, :q1]
-                if r >= ho:
-                    for q in range(q1):
-                        dst[q] = zero
-                else:
-                    src = plane[r, :q1]
-                    for q in range(q1):
-                        dst[q] = src[q]
+            _fill_rows(go[s, c], 4 * ty0, ho, 0, q1, 0, p)
             for ty in range(rows):
                 p0, p1, p2, p3 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3]
-                o = ty * wq
-                c0, c1, c2 = cc[0, o:o + wq], cc[1, o:o + wq], cc[2, o:o + wq]
-                c3, c4, c5 = cc[3, o:o + wq], cc[4, o:o + wq], cc[5, o:o + wq]
+                cols = _rows6(cc, ty * wq, wq)
                 for q in range(wq):
-                    b0, b1, b2, b3, b4, b5 = _g4(p0[q], p1[q], p2[q], p3[q])
-                    c0[q] = b0
-                    c1[q] = b1
-                    c2[q] = b2
-                    c3[q] = b3
-                    c4[q] = b4
-                    c5[q] = b5
+                    _store6(cols, q, _g4(p0[q], p1[q], p2[q], p3[q]))
             for a in range(6):
                 for ty in range(rows):
                     sr = cc[a, ty * wq:(ty + 1) * wq]
-                    t0 = base + ty * tw
-                    v0, v1, v2 = g[6 * a, c, t0:t0 + tw], g[6 * a + 1, c, t0:t0 + tw], g[6 * a + 2, c, t0:t0 + tw]
-                    v3, v4, v5 = g[6 * a + 3, c, t0:t0 + tw], g[6 * a + 4, c, t0:t0 + tw], g[6 * a + 5, c, t0:t0 + tw]
+                    dst = _taps6(g, a, c, base + ty * tw, tw)
                     for tx in range(tw):
                         q = 4 * tx
-                        b0, b1, b2, b3, b4, b5 = _g4(sr[q], sr[q + 1], sr[q + 2], sr[q + 3])
-                        v0[tx] = b0
-                        v1[tx] = b1
-                        v2[tx] = b2
-                        v3[tx] = b3
-                        v4[tx] = b4
-                        v5[tx] = b5
+                        _store6(dst, tx, _g4(sr[q], sr[q + 1], sr[q + 2], sr[q + 3]))
