@@ -5,9 +5,11 @@ Rows (issue #15):
      image already on the workers: convlayers.dask.convolve2d vs dask_image.ndfilters.convolve (same chunks);
   2. batch inference (mobilenet_v2-style digits CNN stand-in: convlayers.models.mobilenet_v2 at 96x96, 64 images in
      chunks of 8) on the cluster vs one process, per image;
-  3. row 1's image on the threaded scheduler (2 threads), stored into one preallocated array, vs single-process
-     convlayers.filters.convolve2d on the same in-memory array (the dask side reads it through da.from_array);
-  4. the same, but ``.compute()``: dask concatenates the blocks into a new array itself.
+  3. row 1's image on the threaded scheduler (2 threads), stored into one preallocated array with
+     convlayers.dask.store (each block filtered in place), vs single-process convlayers.filters.convolve2d on the
+     same in-memory array (the dask side reads it through da.from_array);
+  4. the same through dask.array.store (dask makes each block, then copies it into the array);
+  5. the same, but ``.compute()``: dask concatenates the blocks into a new array itself.
 
 Ours and the peer run alternately, one untimed call each first; medians.
 
@@ -70,8 +72,24 @@ def main(argv=None):
         rows.append({"case": name, "convlayers_s": ours, "peer": peer_name, "peer_s": peer, "ratio": ratio})
         print(f"{name:<48} convlayers {ours:8.3f} s   {peer_name} {peer:8.3f} s   ratio {ratio:5.2f}")
 
+    # The threaded rows run first: after the cluster's workers exit, this VM hands freed memory back to its
+    # host, and the in-memory peer's fresh 1 GiB result then took 1.25 s instead of 0.16 s to fault in.
+    lazy = da.from_array(img, chunks=c)
+    out = np.empty_like(img)
+    in_memory = lambda: filters.convolve2d(img, k, "same", "symm")  # noqa: E731
+    # stored into one preallocated array, as a pipeline writing to zarr or .npy would; .compute() adds dask's
+    # own single-threaded concatenation of the blocks into a new array (0.31 s of 0.65 here), row 5
+    out[...] = 0  # touched once: a VM backs fresh pages slowly the first time (1.5 s for 1 GiB here)
+    ours, single = _alternating(lambda: cd.store(cd.convolve2d(lazy, k), out, scheduler="threads"),
+                                in_memory, args.repeats)
+    row(f"sobel {n}^2 f32, {c}^2 chunks, threaded scheduler, cd.store", ours, single, "1 process in memory")
+    ours, single = _alternating(lambda: da.store(cd.convolve2d(lazy, k), out, lock=False, scheduler="threads"),
+                                in_memory, args.repeats)
+    row(f"sobel {n}^2 f32, {c}^2 chunks, threaded scheduler, da.store", ours, single, "1 process in memory")
+    ours, single = _alternating(lambda: cd.convolve2d(lazy, k).compute(scheduler="threads"), in_memory,
+                                args.repeats)
+    row(f"sobel {n}^2 f32, {c}^2 chunks, threaded scheduler, .compute()", ours, single, "1 process in memory")
     with cd.cluster(n_workers=2) as client:
-        lazy = da.from_array(img, chunks=c)
         # made on the workers, not sent through the graph
         on_workers = client.persist(da.random.default_rng(0).standard_normal((n, n), chunks=c, dtype=np.float32))
         from distributed import wait
@@ -95,16 +113,6 @@ def main(argv=None):
                                     lambda: [model(x[i:i + 8]) for i in range(0, len(x), 8)], args.repeats)
     row(f"mobilenet_v2 96^2 x{args.images} in batches of 8, per image", ours / len(x), single / len(x), "1 process")
 
-    out = np.empty_like(img)
-    in_memory = lambda: filters.convolve2d(img, k, "same", "symm")  # noqa: E731
-    # stored into one preallocated array, as a pipeline writing to zarr or .npy would; .compute() adds dask's
-    # own single-threaded concatenation of the blocks into a new array (0.31 s of 0.65 here), row 4
-    ours, single = _alternating(lambda: da.store(cd.convolve2d(lazy, k), out, lock=False, scheduler="threads"),
-                                in_memory, args.repeats)
-    row(f"sobel {n}^2 f32, {c}^2 chunks, threaded scheduler, stored", ours, single, "1 process in memory")
-    ours, single = _alternating(lambda: cd.convolve2d(lazy, k).compute(scheduler="threads"), in_memory,
-                                args.repeats)
-    row(f"sobel {n}^2 f32, {c}^2 chunks, threaded scheduler, .compute()", ours, single, "1 process in memory")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": cpu, "rows": rows}, f, indent=1)

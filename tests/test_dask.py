@@ -152,6 +152,68 @@ def test_banded_path_bit_exact_with_any_band_height(data):
         np.testing.assert_array_equal(got[i], expected)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_store_filters_each_block_into_the_target_bit_exact(data):
+    """cd.store writes every block in place (dask's store never runs) into C-ordered, Fortran-ordered and
+    strided targets, over stacks, chunkings, band heights, modes, boundaries and dtypes."""
+    from unittest import mock
+
+    from convlayers.dask import _blocks
+    h, w = data.draw(st.integers(3, 30), label="h"), data.draw(st.integers(3, 30), label="w")
+    rows, cols = data.draw(chunks_strategy(h), label="rows"), data.draw(chunks_strategy(w), label="cols")
+    kshape = data.draw(st.sampled_from([(3, 3), (2, 4), (1, 5), (5, 5)]), label="kshape")
+    mode = data.draw(st.sampled_from(["same", "full", "valid"]), label="mode")
+    boundary = data.draw(st.sampled_from(["symm", "wrap", "fill"]), label="boundary")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64, np.int32]), label="dtype")
+    layout = data.draw(st.sampled_from(["C", "F", "view"]), label="target")
+    band = data.draw(st.integers(1, 4096), label="band_bytes")
+    assume(mode != "valid" or (h >= kshape[0] and w >= kshape[1]))
+    rng = np.random.default_rng(h * 37 + w)
+    stack = (rng.standard_normal((2, h, w)) * 20).astype(dtype)
+    k = (rng.standard_normal(kshape) * 3).astype(dtype)
+    lazy = cd.convolve2d(da.from_array(stack, chunks=(1, rows, cols)), k, mode=mode, boundary=boundary,
+                         fillvalue=-2)
+    if layout == "view":  # rows of a wider array, not C-contiguous as a whole
+        target = np.full(lazy.shape[:-1] + (lazy.shape[-1] + 5,), 99, lazy.dtype)[..., 2:-3]
+    else:
+        target = np.full(lazy.shape, 99, lazy.dtype, order=layout)
+    with mock.patch.object(_blocks, "_BAND_BYTES", band), \
+            mock.patch.object(da, "store", side_effect=AssertionError("dask's store ran")):
+        assert cd.store(lazy, target, scheduler="threads") is None
+    for i in range(2):
+        np.testing.assert_array_equal(target[i], filters.convolve2d(stack[i], k, mode=mode, boundary=boundary,
+                                                                    fillvalue=-2))
+
+
+def test_store_falls_back_to_dask_store_for_other_arrays_and_targets():
+    from unittest import mock
+    rng = np.random.default_rng(12)
+    img = rng.standard_normal((30, 40)).astype(np.float32)
+    lazy = da.from_array(img, chunks=(11, 13))
+    for arr, target, expected in [
+        (cd.gradient_magnitude(lazy), np.empty((30, 40), np.float32), filters.gradient_magnitude(img)),
+        # another dtype: dask's store casts on assignment
+        (cd.convolve2d(lazy, filters.get_kernel("blur").astype(np.float32)), np.empty((30, 40), np.float64),
+         filters.convolve2d(img, filters.get_kernel("blur").astype(np.float32), "same", "symm"))]:
+        with mock.patch.object(da, "store", wraps=da.store) as spy:
+            cd.store(arr, target, scheduler="threads")
+        assert spy.call_count == 1
+        np.testing.assert_array_equal(target, expected)
+
+
+def test_store_bad_input():
+    lazy = cd.convolve2d(da.zeros((8, 8), chunks=4), np.ones((3, 3)))
+    with pytest.raises(TypeError, match="store: array must be a dask array"):
+        cd.store(np.zeros((8, 8)), np.zeros((8, 8)))
+    with pytest.raises(TypeError, match="store: target must be array-like"):
+        cd.store(lazy, [[0.0] * 8] * 8)
+    target = np.zeros((8, 9))
+    with pytest.raises(ValueError, match=r"store: target has shape \(8, 9\), the array \(8, 8\)"):
+        cd.store(lazy, target)
+    assert not target.any()  # nothing written
+
+
 def test_one_halo_task_per_input_block():
     """Every input block's thin slices are cut by one task, not one task per slice."""
     lazy = cd.convolve2d(da.zeros((2, 40, 40), chunks=(1, 10, 10)), np.ones((3, 3)))
@@ -358,6 +420,20 @@ def test_storage_bad_files(tmp_path):
 
 def _boom(block):
     raise RuntimeError("disk on fire")
+
+
+def test_save_npy_filters_blocks_into_the_file_on_a_cluster(client, tmp_path):
+    """On a cluster each worker maps the .npy and filters its blocks into it; a numpy target there goes
+    through dask's store (an in-process array cannot be reached from the workers)."""
+    rng = np.random.default_rng(13)
+    img = rng.standard_normal((64, 50)).astype(np.float32)
+    k = filters.get_kernel("sobel_y").astype(np.float32)
+    lazy = cd.convolve2d(da.from_array(img, chunks=(20, 16)), k)
+    cd.save(lazy, tmp_path / "edges.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "edges.npy"), filters.convolve2d(img, k, "same", "symm"))
+    from convlayers.dask import storage
+    assert not storage._direct(lazy, np.empty(lazy.shape, lazy.dtype), None)  # the client is the default
+    assert storage._direct(lazy, np.empty(lazy.shape, lazy.dtype), "threads")
 
 
 def test_failed_save_leaves_nothing(tmp_path):

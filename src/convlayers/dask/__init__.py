@@ -14,7 +14,8 @@ scheduler is active — the threaded one by default, or a ``distributed.Client``
   of images (or a list of files), one batch per chunk, the weights shipped to
   each worker once.
 * :mod:`convlayers.dask.storage` — :func:`open_array` (``.npy`` memory maps,
-  zarr stores, tiled TIFF) and :func:`save` (zarr or ``.npy``), chunk-sized
+  zarr stores, tiled TIFF), :func:`save` (zarr or ``.npy``) and :func:`store`
+  (into an array, a filter's blocks written in place), chunk-sized
   memory per worker.
 * :func:`cluster` — a ``distributed`` client for an address, or a LocalCluster
   sized to the machine.
@@ -31,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .cluster import cluster
 from .filters import apply, convolve2d, correlate2d, filter_bank, gradient_magnitude
 from .inference import predict
-from .storage import open_array, save
+from .storage import open_array, save, store
 
 __all__ = ["convolve2d", "correlate2d", "apply", "filter_bank", "gradient_magnitude", "predict",
-           "open_array", "save", "cluster"]
+           "open_array", "save", "store", "cluster"]

@@ -134,19 +134,22 @@ def segments(v0, v1, n, boundary, block_starts):
     return runs
 
 
+FILTER_PREFIX = "convlayers-filter-"  # the name of a chunked filter's output layer (see storage.store)
+
 _scratch = threading.local()
 
 
-def _buffer(shape, dtype):
-    """A per-thread buffer for the assembled input, reused from task to task.
+def _buffer(shape, dtype, which="buf"):
+    """A per-thread buffer (``which`` names it) for the assembled input, reused from task to task.
 
     A fresh multi-megabyte array comes back from the allocator as untouched pages,
     and faulting them in on every task cost as much as the filtering itself.
     """
     need = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = getattr(_scratch, "buf", None)
+    buf = getattr(_scratch, which, None)
     if buf is None or buf.size < need:
-        buf = _scratch.buf = np.empty(max(need, 1), dtype=np.uint8)
+        buf = np.empty(max(need, 1), dtype=np.uint8)
+        setattr(_scratch, which, buf)
     return buf[:need].view(dtype).reshape(shape)
 
 
@@ -190,24 +193,47 @@ class BlockFilter:
         self.kernel, self.method, self.out_dtype = kernel, method, out_dtype
         self.banded = banded
 
+    def out_shape(self, lead):
+        kh, kw = self.kernel.shape
+        return tuple(lead) + (self.shape[0] - kh + 1, self.shape[1] - kw + 1)
+
     def __call__(self, pieces):
         if self.picks is not None:
             pieces = [p if k < 0 else p[k] for p, k in zip(pieces, self.picks)]
         lead = np.shape(pieces[0])[:-2] if pieces else ()
-        kh, kw = self.kernel.shape
-        out = np.empty(lead + (self.shape[0] - kh + 1, self.shape[1] - kw + 1), dtype=self.out_dtype)
+        out = np.empty(self.out_shape(lead), dtype=self.out_dtype)
+        self.run(pieces, lead, out)
+        return out
+
+    def into(self, target, region, pieces):
+        """Filter straight into ``target[region]`` (a store without dask's copy of every block); returns None."""
+        if self.picks is not None:
+            pieces = [p if k < 0 else p[k] for p, k in zip(pieces, self.picks)]
+        lead = np.shape(pieces[0])[:-2] if pieces else ()
+        opened = target.open() if hasattr(target, "open") else target
+        out = opened[region]
+        if out.shape != self.out_shape(lead) or out.dtype != self.out_dtype:
+            raise ValueError(f"store: target region {region} is {out.shape} {out.dtype}, "
+                             f"the block is {self.out_shape(lead)} {self.out_dtype}")
+        self.run(pieces, lead, out, opened.reshape(-1) if opened.flags.c_contiguous else None)
+        if opened is not target and hasattr(opened, "flush"):
+            opened.flush()
+
+    def run(self, pieces, lead, out, flat=None):
+        """Filter the assembled pieces into ``out`` (any strides: a fresh block or a region of a target).
+
+        ``flat``: the C-ordered array ``out`` is a region of, raveled (a view), if it is one."""
         # dask runs blocks side by side already: a block's filter on one thread (numba's thread count is
         # per thread), rather than each block handing rows to helpers that fight the other blocks for cores
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
         try:
             if self.banded:
-                self._bands(pieces, lead, out)
+                self._bands(pieces, lead, out, flat)
             else:
                 self._whole(pieces, lead, out)
         finally:
             numba.set_num_threads(threads)
-        return out
 
     def _sources(self, pieces):
         """(rows, cols, piece view or None) per pair; mirrored runs are read backwards from their slice."""
@@ -222,7 +248,7 @@ class BlockFilter:
         for idx in np.ndindex(lead):
             out[idx] = _filters.correlate2d(buf[idx], self.kernel, mode="valid", method=self.method)
 
-    def _bands(self, pieces, lead, out):
+    def _bands(self, pieces, lead, out, flat):
         from .._kernels import filters as K
 
         kh, kw = self.kernel.shape
@@ -236,6 +262,13 @@ class BlockFilter:
         fillrow = np.zeros(width, dtype=self.out_dtype)
         sources = self._sources(pieces)
         buf = _buffer((min(step, oh) + kh - 1, width), self.out_dtype)
+        # Into a region of a bigger array (store) the rows are not contiguous: the kernel compiled for any
+        # strides ran 3.9x slower (7.1 vs 1.8 ms, a 2048^2 3x3 block), so the rows are written through the
+        # raveled target; a target that is not C-ordered gets each band through a cached buffer.
+        strided = not out.flags.c_contiguous
+        staged = strided and flat is None
+        obuf = _buffer((min(step, oh), out.shape[-1]), self.out_dtype, "obuf") if staged else None
+        itemsize = np.dtype(self.out_dtype).itemsize
         for idx in np.ndindex(lead):
             for o0 in range(0, oh, step):
                 o1 = min(o0 + step, oh)
@@ -245,7 +278,16 @@ class BlockFilter:
                     d0, d1 = max(r0, b0), min(r1, b1)
                     if d0 < d1:
                         band[d0 - b0:d1 - b0, c0:c1] = self.fill if src is None else src[idx][d0 - r0:d1 - r0]
-                K.correlate_folded(band, rmap, cmap, 0, fillrow, kern, out[idx][o0:o1], 0, o1 - o0)
+                if staged:
+                    K.correlate_folded(band, rmap, cmap, 0, fillrow, kern, obuf[:o1 - o0], 0, o1 - o0)
+                    out[idx][o0:o1] = obuf[:o1 - o0]
+                elif strided:
+                    view = out[idx][o0:o1]
+                    start = (view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // itemsize
+                    K.correlate_band_into(band, rmap, fillrow, kern, flat, start, view.strides[0] // itemsize,
+                                          view.shape[1], o1 - o0)
+                else:
+                    K.correlate_folded(band, rmap, cmap, 0, fillrow, kern, out[idx][o0:o1], 0, o1 - o0)
 
 
 def _slices(block, slices):
@@ -269,7 +311,7 @@ def lazy_correlate(x, kernel, mode, boundary, fill, method, flipped, out_dtype):
     x = x.rechunk(x.chunks[:-2] + (rows, cols))
     row_starts, col_starts = np.cumsum((0,) + rows[:-1]), np.cumsum((0,) + cols[:-1])
     token = tokenize(x, kernel, mode, boundary, fill, method, flipped)
-    name, piece_name = f"convlayers-filter-{token}", f"convlayers-halo-{token}"
+    name, piece_name = f"{FILTER_PREFIX}{token}", f"convlayers-halo-{token}"
     row_runs = [segments(int(s) - br, int(s) + n + kh - 1 - br, h, boundary, row_starts)
                 for s, n in zip(row_starts, own_r)]
     col_runs = [segments(int(s) - bc, int(s) + n + kw - 1 - bc, w, boundary, col_starts)
