@@ -77,9 +77,29 @@ def test_nan_input_still_propagates_and_finite_weights_take_the_fast_path(monkey
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
 
 
-@pytest.mark.parametrize("path", list(NAN_PATHS) + ["1x1", "grouped"])
+# big enough (>= _threads._SPLIT_MIN_MACS) that the samples are split over the workers, each checking its own
+POINTWISE_SPLIT = ((8, 64, 32, 32), (32, 64, 1, 1), {})
+
+
+def test_nan_input_in_a_split_1x1_reaches_only_its_sample(monkeypatch):
+    """The workers' own NaN checks find it (so the repairs look), and it stays where PyTorch puts it."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal(POINTWISE_SPLIT[0]).astype(np.float32), rng.standard_normal(POINTWISE_SPLIT[1])
+    w = w.astype(np.float32)
+    x[6, 3, 5, 7] = np.nan
+    looked = []
+    repair = conv_module._overflow_as_inf
+    monkeypatch.setattr(conv_module, "_overflow_as_inf", lambda *a: looked.append(1) or repair(*a))
+    got, want = F.conv2d(x, w), _torch("conv2d", x, w)
+    assert looked == [1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[6, :, 5, 7]).all() and np.isnan(got).sum() == 32
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", list(NAN_PATHS) + ["1x1", "1x1 split", "grouped"])
 def test_float32_overflow_gives_inf_never_nan(path):
-    xs, ws, kw = {**NAN_PATHS, "1x1": ((2, 8, 10, 10), (4, 8, 1, 1), {}),
+    xs, ws, kw = {**NAN_PATHS, "1x1": ((2, 8, 10, 10), (4, 8, 1, 1), {}), "1x1 split": POINTWISE_SPLIT,
                   "grouped": ((2, 8, 10, 10), (4, 2, 3, 3), dict(padding=1, groups=4))}[path]
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(xs) * 1e37).astype(np.float32)  # finite data whose sums overflow float32

@@ -133,6 +133,11 @@ def _run(jobs):
 _SPLIT_MIN_MACS = 1 << 24
 
 
+def workers_for(macs) -> int:
+    """:func:`worker_count`, or 1 for work of fewer than ``_SPLIT_MIN_MACS`` multiply-adds (not worth a hand-off)."""
+    return 1 if macs < _SPLIT_MIN_MACS else worker_count()
+
+
 def single_blas(fn, *args, **kwargs):
     """Call ``fn`` with BLAS limited to one thread (no limit needed, or possible, without threadpoolctl)."""
     if not _blas_controller():

@@ -351,7 +351,9 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed=None):
         fast = _winograd.forward(x, w, pads, epilogue, packed)
         if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
             return fast, _FINITE
-    workers = _threads.worker_count()
+    # A small convolution stays on the calling thread: the digits CNN's 64x1x8x8 -> 48 stem (1.8M
+    # multiply-adds) took 0.48 ms split over two workers, almost all of it the hand-off.
+    workers = _threads.workers_for(n * cout * ho * wo * cin_g * kh * kw)
     if cin * kh * kw * wo * x.dtype.itemsize > _budget(workers) and wo >= 2 * _MIN_PRODUCT_WIDTH:
         return out, _forward_row_bands(x, wg, out, (kh, kw), stride, pads, dilation, epilogue, workers)
     blas_threads = _leave_threads_to_blas(n, workers)
@@ -458,22 +460,33 @@ def _product(parallel, blas_threads):
 def _pointwise_forward(wg, xs, out, epilogue):
     """``out = wg @ xs`` for a 1×1 convolution, (N, groups, C_out/g, L), then the epilogue; split by samples.
 
-    Returns the epilogue's NaN count (0 without an epilogue).
+    Returns the epilogue's NaN count, or without an epilogue ``_FINITE`` when every output is finite
+    (else 1).  Each worker looks for NaNs in its own samples right after their product, while they are
+    still in its cache: one pass over the whole output afterwards took 0.10 ms of a 1.0 ms 8x64->32 1x1
+    at 56x56 (2-core Intel Xeon VM).
     """
     n, groups, cout_g, length = out.shape
+
+    def checked(y, parallel):
+        y = y.reshape(y.shape[0], groups * cout_g, length)
+        return _apply_epilogue(y, epilogue, parallel) if epilogue is not None else int(_has_nan(y))
+
+    def result(count):
+        return count if count or epilogue is not None else _FINITE
+
     workers = _threads.worker_count()
     if _leave_threads_to_blas(n, workers):
         _threads.blas_matmul(wg, xs, out=out)
-        return _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
+        return result(checked(out, True))
     if workers < 2 or out.size * wg.shape[-1] < _threads._SPLIT_MIN_MACS:
         _threads.matmul(wg, xs, out=out)
-        return _apply_epilogue(out.reshape(n, groups * cout_g, length), epilogue, True)
+        return result(checked(out, True))
 
     def job(a, b):
         np.matmul(wg, xs[a:b], out=out[a:b])
-        return _apply_epilogue(out[a:b].reshape(b - a, groups * cout_g, length), epilogue, False)
+        return checked(out[a:b], False)
 
-    return sum(_threads.run([lambda a=a, b=b: job(a, b) for a, b in _threads.ranges(n, workers)]))
+    return result(sum(_threads.run([lambda a=a, b=b: job(a, b) for a, b in _threads.ranges(n, workers)])))
 
 
 def _apply_epilogue(y, epilogue, parallel):
@@ -540,7 +553,7 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         return np.ascontiguousarray(gxp[:, :, pads[0]:pads[0] + h, pads[2]:pads[2] + wd])
     gx = np.empty(in_shape, dtype=dtype)
     k_rows = cin * kh * kw
-    workers = _threads.worker_count()
+    workers = _threads.workers_for(n * cout * ho * wo * cin_g * kh * kw)
     rows = _tile_rows(k_rows * wo * dtype.itemsize, ho, _budget(workers))
 
     def job(samples, parallel):
@@ -587,7 +600,7 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         a = gog.transpose(1, 2, 0, 3).reshape(groups, cout_g, n * ho * wo)
         bt = xs.transpose(1, 0, 3, 2).reshape(groups, n * ho * wo, cin_g)
         return _threads.matmul(a, bt).reshape(w_shape)
-    workers = _threads.worker_count()
+    workers = _threads.workers_for(n * cout * ho * wo * cin_g * kh * kw)
     tiles = _tiles(n, ho, cin * kh * kw * wo * dtype.itemsize, _budget(workers), workers)
     if _channels_last(n, ho, wo, groups):
         xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
