@@ -137,6 +137,22 @@ def test_tile_budgets_follow_the_caches(tmp_path, monkeypatch, l2, l3, want):
     assert (conv_module._budget(1), conv_module._budget(2)) == want
 
 
+@pytest.mark.parametrize("l2, want", [
+    ("2048K", 2 * MIB),      # the Intel Xeon VM both were measured on: unchanged
+    ("1024K", 1 * MIB), ("32K", 256 * KIB), ("64M", 8 * MIB),  # scaled, floor, ceiling
+    (None, 2 * MIB),         # unknown: the measured size
+])
+def test_winograd_blocks_and_dask_bands_follow_the_l2(tmp_path, monkeypatch, l2, want):
+    from convlayers.functional import _winograd
+    caches = [(1, "Data", "48K")] + ([(2, "Unified", l2)] if l2 else [])
+    _fake_machine(tmp_path, monkeypatch, caches)
+    assert _winograd._chunk_bytes() == want
+    blocks = pytest.importorskip("convlayers.dask._blocks")
+    assert blocks.band_bytes() == want
+    monkeypatch.setattr(blocks, "_BAND_BYTES", 123)  # a set value (tests) wins
+    assert blocks.band_bytes() == 123
+
+
 def test_tile_budgets_on_this_machine():
     hw = _machine.hardware()
     serial, worker = conv_module._machine_budgets()

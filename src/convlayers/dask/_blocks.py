@@ -157,8 +157,17 @@ def _buffer(shape, dtype, which="buf"):
 # AVX-512, 2 MiB L2 per core).  Gathering the whole 16 MiB block first and filtering it afterwards took
 # 12.3 ms a block against 3.0 ms banded (one 2048^2 float32 Sobel block, one thread).  Band sizes in the
 # whole 16384^2 run stored on the threaded scheduler, medians of 7 alternated: 256 KiB 0.336 s,
-# 512 KiB 0.321, 1 MiB 0.302, 2 MiB 0.291, 8 MiB 0.294.
-_BAND_BYTES = 1 << 21
+# 512 KiB 0.321, 1 MiB 0.302, 2 MiB 0.291, 8 MiB 0.294.  Other machines scale it to their own L2
+# (band_bytes); None means that, a number (tests) overrides it.
+_BAND_BYTES = None
+
+
+def band_bytes():
+    """Bytes of input rows per band: the 2 MiB measured best with a 2 MiB L2, scaled to this machine's L2."""
+    if _BAND_BYTES is not None:
+        return _BAND_BYTES
+    from .. import _machine
+    return _machine.scale_to_cache(1 << 21, "l2", 1 << 21, 1 << 18, 1 << 23)
 
 
 def banded(kernel, method, dtype):
@@ -254,7 +263,7 @@ class BlockFilter:
         kh, kw = self.kernel.shape
         height, width = self.shape
         oh = height - kh + 1
-        step = max(1, _BAND_BYTES // (width * np.dtype(self.out_dtype).itemsize) - kh + 1)
+        step = max(1, band_bytes() // (width * np.dtype(self.out_dtype).itemsize) - kh + 1)
         kern = np.ascontiguousarray(self.kernel, dtype=self.out_dtype)  # the in-memory work dtype
         # identity maps: the band is already the extended input, so every column is an interior one
         rmap = np.arange(min(step, oh) + kh - 1, dtype=np.int64)

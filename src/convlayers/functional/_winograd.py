@@ -52,8 +52,15 @@ _MIN_CHANNELS = 16
 _MIN_SIDE = 8
 # Bytes of transformed patches per block (the products take as much again): 8x64x56x56 took 4.8, 4.9, 5.4 and
 # 5.8 ms with 1, 2, 4 and 8 MiB (2-core Intel Xeon VM, 2 MiB L2 per core); narrow images widen their blocks
-# beyond it (_WIDE_TILES).  Not yet scaled to other machines' caches.
-_CHUNK_BYTES = 2 * 2**20
+# beyond it (_WIDE_TILES).  Other machines scale it to their own L2 (_chunk_bytes); a number (tests) overrides.
+_CHUNK_BYTES = None
+
+
+def _chunk_bytes():
+    if _CHUNK_BYTES is not None:
+        return _CHUNK_BYTES
+    from .. import _machine
+    return _machine.scale_to_cache(2 * 2**20, "l2", 2 * 2**20, 2**18, 8 * 2**20)
 
 
 def weight_transform(w, workers=1):
@@ -90,7 +97,7 @@ def _chunks(n, th, tw, per_tile_bytes, workers):
     per_sample = per_tile_bytes * th * tw
     # samples per block: what fits the budget, but enough for _WIDE_TILES columns while every worker
     # still gets a block (256x14x14 batch 8: 2-sample blocks 5.7 ms, 4-sample 5.2 ms)
-    block = max(_CHUNK_BYTES // max(per_sample, 1), min(-(-_WIDE_TILES // (th * tw)), -(-n // workers)))
+    block = max(_chunk_bytes() // max(per_sample, 1), min(-(-_WIDE_TILES // (th * tw)), -(-n // workers)))
     block = max(1, min(n, block))
     if n >= workers or workers < 2:
         if workers > 1:
