@@ -202,6 +202,19 @@ def test_store_falls_back_to_dask_store_for_other_arrays_and_targets():
         np.testing.assert_array_equal(target, expected)
 
 
+def test_store_compute_false_writes_when_computed():
+    img = np.arange(120.0).reshape(10, 12)
+    k = np.ones((3, 3))
+    out = np.zeros_like(img)
+    later = cd.store(cd.convolve2d(da.from_array(img, chunks=5), k), out, compute=False)
+    assert not out.any()
+    later.compute(scheduler="threads")
+    np.testing.assert_array_equal(out, filters.convolve2d(img, k, "same", "symm"))
+    out2 = np.zeros((10, 12))
+    cd.store(da.from_array(img, chunks=5) + 1, out2, compute=False).compute(scheduler="threads")  # dask's store
+    np.testing.assert_array_equal(out2, img + 1)
+
+
 def test_store_bad_input():
     lazy = cd.convolve2d(da.zeros((8, 8), chunks=4), np.ones((3, 3)))
     with pytest.raises(TypeError, match="store: array must be a dask array"):

@@ -158,7 +158,7 @@ def _done(*_):
     return None
 
 
-def store(array, target, *, scheduler=None, lock=False, **compute_kwargs):
+def store(array, target, *, scheduler=None, lock=False, compute=True, **compute_kwargs):
     """Compute ``array`` into ``target`` chunk by chunk, like :func:`dask.array.store`; returns None.
 
     When ``array`` is the direct output of a chunked filter of this package
@@ -178,6 +178,8 @@ def store(array, target, *, scheduler=None, lock=False, **compute_kwargs):
         Same shape as ``array``.
     scheduler, lock, **compute_kwargs
         As for :func:`dask.array.store` (``lock`` only matters on the fallback).
+    compute : bool, default True
+        False: return a ``dask.delayed.Delayed`` that does the writing when computed.
 
     Examples
     --------
@@ -198,8 +200,8 @@ def store(array, target, *, scheduler=None, lock=False, **compute_kwargs):
     if tuple(target.shape) != tuple(array.shape):
         raise ValueError(f"store: target has shape {tuple(target.shape)}, the array {tuple(array.shape)}")
     if not _direct(array, target, scheduler):
-        da.store(array, target, lock=lock, scheduler=scheduler, **compute_kwargs)
-        return None
+        stored = da.store(array, target, lock=lock, scheduler=scheduler, compute=compute, **compute_kwargs)
+        return None if compute else stored
     layers, deps = dict(array.dask.layers), dict(array.dask.dependencies)
     blocks, below = layers.pop(array.name), deps.pop(array.name)
     name = f"convlayers-store-{uuid.uuid4().hex}"
@@ -215,7 +217,10 @@ def store(array, target, *, scheduler=None, lock=False, **compute_kwargs):
         layer[written[-1]] = (block.into, target, region, pieces)
     layer[(name,)] = (_done, *written)
     layers[name], deps[name] = layer, below
-    dask.compute(Delayed((name,), HighLevelGraph(layers, deps), layer=name), scheduler=scheduler, **compute_kwargs)
+    writing = Delayed((name,), HighLevelGraph(layers, deps), layer=name)
+    if not compute:
+        return writing
+    dask.compute(writing, scheduler=scheduler, **compute_kwargs)
     return None
 
 
