@@ -206,19 +206,21 @@ class BlockFilter:
         kh, kw = self.kernel.shape
         return tuple(lead) + (self.shape[0] - kh + 1, self.shape[1] - kw + 1)
 
-    def __call__(self, pieces):
+    def _picked(self, pieces):
+        """The pieces (a halo tuple's own slice picked out) and the leading (stack) shape."""
         if self.picks is not None:
             pieces = [p if k < 0 else p[k] for p, k in zip(pieces, self.picks)]
-        lead = np.shape(pieces[0])[:-2] if pieces else ()
+        return pieces, (np.shape(pieces[0])[:-2] if pieces else ())
+
+    def __call__(self, pieces):
+        pieces, lead = self._picked(pieces)
         out = np.empty(self.out_shape(lead), dtype=self.out_dtype)
         self.run(pieces, lead, out)
         return out
 
     def into(self, target, region, pieces):
         """Filter straight into ``target[region]`` (a store without dask's copy of every block); returns None."""
-        if self.picks is not None:
-            pieces = [p if k < 0 else p[k] for p, k in zip(pieces, self.picks)]
-        lead = np.shape(pieces[0])[:-2] if pieces else ()
+        pieces, lead = self._picked(pieces)
         opened = target.open() if hasattr(target, "open") else target
         out = opened[region]
         if out.shape != self.out_shape(lead) or out.dtype != self.out_dtype:
