@@ -478,7 +478,7 @@ def _pointwise_forward(wg, xs, out, epilogue):
     if _leave_threads_to_blas(n, workers):
         _threads.blas_matmul(wg, xs, out=out)
         return result(checked(out, True))
-    if workers < 2 or out.size * wg.shape[-1] < _threads._SPLIT_MIN_MACS:
+    if _threads.workers_for(out.size * wg.shape[-1]) < 2:
         _threads.matmul(wg, xs, out=out)
         return result(checked(out, True))
 
