@@ -31,6 +31,7 @@ import numpy as np
 from .. import _kernels as _kernels_pkg
 from .._kernels import conv as _k
 from .._kernels import norm as _norm_k
+from . import _conv_channels_last as _cl
 from . import _layout, _threads, _winograd
 from ._conv_args import conv_args
 
@@ -210,6 +211,13 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None, packed=No
     between calls (an ONNX initializer), where the weight's transforms are
     kept after their first use (see :func:`._winograd.forward`).
     """
+    if _cl.is_channels_last(x):
+        # a channels-last input gets a channels-last output, as in PyTorch (see _conv_channels_last)
+        out = _cl.forward(x, w, stride, pads, dilation, groups, epilogue, packed)
+        if out is not None:
+            return out
+        return _cl.to_channels_last(_forward_core(np.ascontiguousarray(x), w, stride, pads, dilation,
+                                                             groups, epilogue, packed))
     out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed)
     # Both repairs below start from a NaN: a non-finite weight tap on the zero padding gives
     # inf·0 = NaN there, and float32 overflow gives inf − inf = NaN.  With an epilogue the NaNs were

@@ -94,7 +94,7 @@ def _unsupported(graph):
     return found
 
 
-def load(source, *, optimize_level=1):
+def load(source, *, optimize_level=1, channels_last=None):
     """Load an ONNX model from a path, bytes or an ``onnx.ModelProto``.
 
     Parameters
@@ -104,6 +104,11 @@ def load(source, *, optimize_level=1):
         model's directory and must stay inside it.
     optimize_level : int, default 1
         0 runs the graph exactly as written (no folding or fusion).
+    channels_last : bool or None, default None
+        Run the convolutions on channels-last arrays (see
+        ``functional._conv_channels_last``); None chooses it for graphs with a
+        depthwise convolution, where it pays (mobilenet_v2 batch 1: see the
+        README's ONNX table).  Inputs and outputs stay ordinary arrays.
 
     Returns
     -------
@@ -127,4 +132,4 @@ def load(source, *, optimize_level=1):
     order, last_use = plan(graph)
     used = {n for node in order for n in node.inputs} | {v.name for v in graph.outputs}
     graph.constants = {k: v for k, v in graph.constants.items() if k in used}
-    return OnnxModel(graph, order, last_use)
+    return OnnxModel(graph, order, last_use, channels_last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..functional._conv_channels_last import is_channels_last, to_channels_last
 from ..nn.module import Module
 from .ops import OPS
 
@@ -12,6 +13,26 @@ __all__ = ["OnnxModel"]
 # Ops whose output depends only on the *shape* of their input: with every other input constant, their whole
 # downstream chain (Gather, Concat, Reshape's target ...) is computed once per input shape and cached.
 _SHAPE_ONLY = {"Shape", "Size"}
+# Ops that take channels-last arrays as they are (convolutions keep the layout, NumPy's ufuncs follow their
+# inputs'); every other op gets its channels-last inputs as ordinary C-ordered arrays, as without the mode.
+_CHANNELS_LAST_SAFE = {"Conv", "Add", "Sub", "Mul", "Div", "Clip", "Identity"}
+
+
+def _channels_last_conv(node, constants):
+    """Whether a Conv node has a channels-last path: a 4-D constant weight, dense or depthwise."""
+    w = constants.get(node.inputs[1]) if node.op_type == "Conv" and len(node.inputs) > 1 else None
+    if w is None or w.ndim != 4:
+        return False
+    group = int(node.attr("group", 1))
+    return group == 1 or (w.shape[1] == 1 and w.shape[0] == group)
+
+
+def _has_depthwise(order, constants):
+    for node in order:
+        w = constants.get(node.inputs[1]) if node.op_type == "Conv" and len(node.inputs) > 1 else None
+        if w is not None and w.ndim == 4 and w.shape[1] == 1 and w.shape[0] == int(node.attr("group", 1)) > 1:
+            return True
+    return False
 
 
 class OnnxModel(Module):
@@ -36,7 +57,7 @@ class OnnxModel(Module):
     [ValueInfo(name='x', shape=('n', 2), dtype=float32)]
     """
 
-    def __init__(self, graph, order, last_use):
+    def __init__(self, graph, order, last_use, channels_last=None):
         super().__init__()
         self.training = False
         object.__setattr__(self, "graph", graph)
@@ -44,6 +65,11 @@ class OnnxModel(Module):
         object.__setattr__(self, "_last_use", last_use)
         object.__setattr__(self, "_static", self._static_steps(order, graph.constants))
         object.__setattr__(self, "_shape_cache", {})
+        if channels_last is None:
+            channels_last = _has_depthwise(order, graph.constants)
+        object.__setattr__(self, "channels_last", bool(channels_last))
+        object.__setattr__(self, "_to_channels_last", frozenset(
+            step for step, node in enumerate(order) if _channels_last_conv(node, graph.constants)))
 
     # -- metadata ---------------------------------------------------------------
 
@@ -159,6 +185,8 @@ class OnnxModel(Module):
             args = [env[n] if n else None for n in node.inputs]
             while args and args[-1] is None:
                 args.pop()
+            if self.channels_last:
+                args = self._layout_args(step, node, args)
             try:
                 result = OPS[node.op_type][0](node, *args)
             except (ValueError, TypeError) as exc:
@@ -188,10 +216,24 @@ class OnnxModel(Module):
         out = []
         for n in output_names:
             v = env[n]
+            if is_channels_last(v):
+                v = np.ascontiguousarray(v)
             if n in self.graph.constants or n in fresh or n in arrays:
                 v = np.array(v, copy=True)
             out.append(v)
         return out
+
+    def _layout_args(self, step, node, args):
+        """Channels-last mode: a convolution's input made channels-last, other ops' inputs C-ordered."""
+        if step in self._to_channels_last:
+            x = args[0]
+            if isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f" and x.shape[1] > 1 \
+                    and x.shape[2] * x.shape[3] > 1 and not is_channels_last(x):
+                args = [to_channels_last(x)] + args[1:]
+            return args
+        if node.op_type in _CHANNELS_LAST_SAFE:
+            return args
+        return [np.ascontiguousarray(a) if is_channels_last(a) else a for a in args]
 
     def forward(self, *args):
         if len(args) != len(self.graph.inputs):
