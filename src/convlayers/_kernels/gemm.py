@@ -28,29 +28,17 @@ of the result is returned, as by the other epilogues, for the caller's repairs.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import binding as _llvm_binding
-from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from llvmlite import ir
 
 from . import njit, parallel_kernel
+from ._ir import VEC, VW, Emitter
 
-
-def _vector_width():
-    """Floats per vector register numba's code will use here: 16 with AVX-512, else 8."""
-    try:
-        from .._machine import hardware
-        return 16 if "avx512f" in (hardware().get("isa") or ()) else 8
-    except Exception:  # noqa: BLE001  (an unreadable machine: the narrower vectors work everywhere)
-        return 8
-
-
-VW = _vector_width()
 MR = 6  # rows of a per tile
 NV = 2  # vectors of columns per tile
 NR = NV * VW  # columns per panel
-_OPAQUE_POINTERS = _llvm_binding.llvm_version_info >= (16,)
 
 
 def _microkernel(mr):
@@ -61,69 +49,33 @@ def _microkernel(mr):
         sig = types.int64(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
 
         def codegen(context, builder, signature, args):
-            a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi = args
-            f32, i32, i64 = ir.FloatType(), ir.IntType(32), ir.IntType(64)
-            vec = ir.VectorType(f32, VW)
-
-            def data(i, value):
-                return context.make_array(signature.args[i])(context, builder, value).data
-
-            ap, bp, cp, alp, bep = data(0, a), data(3, b), data(6, c), data(10, alpha), data(11, beta)
-            undef = ir.Constant(vec, ir.Undefined)
-            lane0 = ir.Constant(i32, 0)
-            splat = ir.Constant(ir.VectorType(i32, VW), [0] * VW)
-
-            def bcast(scalar, like=undef):
-                return builder.shuffle_vector(builder.insert_element(like, scalar, lane0), like, splat)
-
-            def vptr(base, offset):
-                return builder.bitcast(builder.gep(base, [offset]), vec.as_pointer())
-
-            def const(v):
-                return ir.Constant(i64, v)
-
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, vec, vec]),
-                                                 f"llvm.fma.v{VW}f32")
+            e = Emitter(context, builder, signature, args)
+            _, a_off, lda, _, b_off, k, _, c_off, ldc, ncols, _, _, ab_off, lo, hi = args
+            ap, bp, cp, alp, bep = e.data(0), e.data(3), e.data(6), e.data(10), e.data(11)
+            add, mul, const = builder.add, builder.mul, e.const
             # accumulators in allocas: LLVM's SROA keeps them in registers across the loop
-            accs = [[cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * VW)) for _ in range(NV)]
+            accs = [[cgutils.alloca_once_value(builder, ir.Constant(VEC, [0.0] * VW)) for _ in range(NV)]
                     for _ in range(mr)]
-            rows = [builder.add(a_off, builder.mul(const(i), lda)) for i in range(mr)]
+            rows = [add(a_off, mul(const(i), lda)) for i in range(mr)]
             with cgutils.for_range(builder, k) as loop:
                 kk = loop.index
-                row_b = builder.add(b_off, builder.mul(kk, const(NR)))
-                bv = [builder.load(vptr(bp, builder.add(row_b, const(j * VW))), align=4) for j in range(NV)]
+                row_b = add(b_off, mul(kk, const(NR)))
+                bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
                 for i in range(mr):
-                    av = bcast(builder.load(builder.gep(ap, [builder.add(rows[i], kk)])))
+                    av = e.splat(builder.load(builder.gep(ap, [add(rows[i], kk)])))
                     for j in range(NV):
-                        builder.store(builder.call(fma, [av, bv[j], builder.load(accs[i][j])]), accs[i][j])
-
-            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]), "llvm.ctpop.i64")
-            lov, hiv = bcast(lo), bcast(hi)
-            av_ = [builder.load(vptr(alp, builder.add(ab_off, const(j * VW))), align=4) for j in range(NV)]
-            bv_ = [builder.load(vptr(bep, builder.add(ab_off, const(j * VW))), align=4) for j in range(NV)]
-            lanes = ir.Constant(ir.VectorType(i64, VW), list(range(VW)))
-            i1v = ir.VectorType(ir.IntType(1), VW)
-            ptr_name = "p0" if _OPAQUE_POINTERS else f"p0v{VW}f32"
-            mstore = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), i32, i1v]),
-                f"llvm.masked.store.v{VW}f32.{ptr_name}")
-            masks = []
-            for j in range(NV):
-                left = bcast(builder.sub(ncols, const(j * VW)), ir.Constant(ir.VectorType(i64, VW), ir.Undefined))
-                masks.append(builder.icmp_signed("<", lanes, left))
+                        builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
+            lov, hiv = e.splat(lo), e.splat(hi)
+            alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
+            bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
+            masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
             nans = const(0)
             for i in range(mr):
-                out_row = builder.add(c_off, builder.mul(const(i), ldc))
+                out_row = add(c_off, mul(const(i), ldc))
                 for j in range(NV):
-                    v = builder.fadd(builder.fmul(builder.load(accs[i][j]), av_[j]), bv_[j])
-                    bad = builder.and_(builder.fcmp_unordered("uno", v, v), masks[j])  # real columns only
-                    bad = builder.bitcast(bad, ir.IntType(VW))
-                    nans = builder.add(nans, builder.call(ctpop, [builder.zext(bad, i64)]))
-                    # clamp as the scalar epilogues do: a NaN fails both tests and stays NaN
-                    v = builder.select(builder.fcmp_ordered("<", v, lov), lov, v)
-                    v = builder.select(builder.fcmp_ordered(">", v, hiv), hiv, v)
-                    builder.call(mstore, [v, vptr(cp, builder.add(out_row, const(j * VW))), ir.Constant(i32, 4),
-                                          masks[j]])
+                    v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j])
+                    nans = add(nans, count)
+                    e.masked_store(v, cp, add(out_row, const(j * VW)), masks[j])
             return nans
 
         return sig, codegen

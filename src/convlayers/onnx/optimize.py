@@ -153,6 +153,8 @@ def prepack(nodes, constants):
             if node.op_type == "Conv":
                 # where the functional core keeps this constant weight's transforms after their first use
                 node.attrs["_packed"] = {}
+                # prepared channels-last runs of the node, one per input shape (ops.conv._plan)
+                node.attrs["_plans"] = {}
         if node.op_type == "Gemm" and len(node.inputs) > 1 and node.inputs[1] in constants \
                 and not int(node.attr("transB", 0)) and constants[node.inputs[1]].ndim == 2:
             node.attrs["_bt"] = np.ascontiguousarray(constants[node.inputs[1]].T)

@@ -13,8 +13,11 @@ optimizer fused with a following BatchNormalization and/or Relu/Clip carries
 
 from __future__ import annotations
 
+import numpy as np
+
 from ... import functional as F
-from ...functional import conv as _conv
+from ...functional import _conv_channels_last as _channels_last
+from ...functional import conv as _conv_mod
 from ._registry import has_functional, int_list, register
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -75,6 +78,46 @@ def conv(node, x, w, b=None):
     if x.ndim < 3 or w.ndim != x.ndim:
         raise ValueError(f"Conv {node.label()!r}: input and weight must have the same rank >= 3, "
                          f"got {x.shape} and {w.shape}")
+    plans = node.attrs.get("_plans")
+    key = (x.shape, x.dtype.str, w.shape, b is None)
+    run = plans.get(key) if plans is not None and _channels_last.is_channels_last(x) else None
+    if run is not None:
+        y = run(x)
+        if y is not None:
+            return y
+    y = _conv(node, x, w, b)
+    if plans is not None and key not in plans and _channels_last.is_channels_last(x):
+        plans[key] = _plan(node, x, w, b)
+    return y
+
+
+def _plan(node, x, w, b):
+    """A prepared channels-last run of this node for inputs like ``x`` (see ``_conv_channels_last.plan``), or None.
+
+    Only for a weight and bias that are the graph's constants (the node's ``_packed`` cache belongs to them).
+    """
+    if x.ndim != 4 or x.dtype.kind != "f" or w.dtype != x.dtype or "_packed" not in node.attrs:
+        return None
+    nd, kernel, strides, dilations = _geometry(node, x, w)
+    pads = resolve_pads(node, x.shape[2:], kernel, strides, dilations)
+    if pads[:2] != pads[2:]:
+        return None
+    dtype = x.dtype
+    cout = w.shape[0]
+    if "_scale" in node.attrs:
+        scale = np.asarray(node.attrs["_scale"], dtype=dtype)
+        shift = np.asarray(node.attrs["_shift"], dtype=dtype)
+        if b is not None:
+            shift = shift + b.astype(dtype) * scale
+        epilogue = (scale, shift, dtype.type(node.attrs["_lo"]), dtype.type(node.attrs["_hi"]))
+    else:
+        beta = np.zeros(cout, dtype) if b is None else b.astype(dtype)
+        epilogue = (np.ones(cout, dtype), beta, dtype.type(-np.inf), dtype.type(np.inf))
+    return _channels_last.plan(x.shape, dtype, w, tuple(strides), (pads[0], pads[2], pads[1], pads[3]),
+                               tuple(dilations), int(node.attr("group", 1)), epilogue, node.attrs["_packed"])
+
+
+def _conv(node, x, w, b):
     x0 = x
     nd, kernel, strides, dilations = _geometry(node, x, w)
     group = int(node.attr("group", 1))
@@ -89,7 +132,7 @@ def conv(node, x, w, b=None):
         x, w = x[:, :, None, :], w[:, :, None, :]
         strides, dilations, begins, nd, squeeze = [1] + strides, [1] + dilations, [0] + begins, 2, True
     if fused:
-        y = _conv.conv2d_affine(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group, "zeros",
+        y = _conv_mod.conv2d_affine(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group, "zeros",
                                 node.attrs["_scale"], node.attrs["_shift"], node.attrs["_lo"], node.attrs["_hi"],
                                 packed=node.attrs.get("_packed"))
     else:
