@@ -18,6 +18,7 @@ signed/unsigned index arithmetic did not vectorise).
 
 from __future__ import annotations
 
+import numpy as np
 from numba import prange, types
 from numba.extending import intrinsic
 
@@ -209,3 +210,62 @@ def unroll(xh, kh, kw, sh, sw, dh, dw, pt, pl, ho_n, wo_n, p0, cols):
                         src = ((s * h + r) * w + q) * c_n
                         for u in range(c_n):
                             cf[o + u] = xf[src + u]
+
+
+@parallel_kernel()
+def pad_into(xh, pt, pl, xp):
+    """``xp`` (N, Hp, Wp, C) = ``xh`` (N, H, W, C) with ``pt`` rows and ``pl`` columns of zeros before it and the
+    rest of ``xp`` zero after, every element written (``xp`` may hold anything before)."""
+    n_n, h, w, c_n = xh.shape
+    hp, wp = xp.shape[1], xp.shape[2]
+    zero = xp.dtype.type(0)
+    for t in prange(n_n * hp):
+        s = t // hp
+        r = t % hp - pt
+        row = xp[s, t % hp]
+        if r < 0 or r >= h:
+            for q in range(wp):
+                for c in range(c_n):
+                    row[q, c] = zero
+            continue
+        src = xh[s, r]
+        for q in range(wp):
+            qq = q - pl
+            if qq < 0 or qq >= w:
+                for c in range(c_n):
+                    row[q, c] = zero
+            else:
+                for c in range(c_n):
+                    row[q, c] = src[qq, c]
+
+
+@parallel_kernel()
+def max_pool_nhwc(x, kh, kw, sh, sw, ph, pw, dh, dw, out):
+    """2-D max pooling of channels-last ``x`` (N, H, W, C) into ``out`` (N, Ho, Wo, C), -inf padding implied.
+
+    Taps in the order of ``pool.max_pool_values`` with its rule (a NaN wins),
+    so the two layouts give the same values; each tap is a compare-and-select
+    across the channel vector.  One task per output row.
+    """
+    n_n, h, w, c_n = x.shape
+    ho_n, wo_n = out.shape[1], out.shape[2]
+    for t in prange(n_n * ho_n):
+        n = t // ho_n
+        ho = t % ho_n
+        for wo in range(wo_n):
+            o = out[n, ho, wo]
+            for c in range(c_n):
+                o[c] = -np.inf
+            for i in range(kh):
+                r = ho * sh - ph + i * dh
+                if r < 0 or r >= h:
+                    continue
+                for j in range(kw):
+                    q = wo * sw - pw + j * dw
+                    if q < 0 or q >= w:
+                        continue
+                    src = x[n, r, q]
+                    for c in range(c_n):
+                        v = src[c]
+                        if v > o[c] or v != v:
+                            o[c] = v

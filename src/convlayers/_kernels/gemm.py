@@ -42,29 +42,42 @@ NR = NV * VW  # columns per panel
 
 
 def _microkernel(mr):
-    """The intrinsic computing one ``mr × NR`` tile; ``ncols`` < NR masks the stores of a last, partial panel."""
+    """The intrinsic computing one ``mr × NR`` tile; ``ncols`` < NR masks the stores of a last, partial panel.
+
+    Row ``r`` of the tile reads ``a`` at ``o_r + i·seg_stride + t`` for
+    ``segs`` segments ``i`` of ``seg_len`` values ``t`` — one segment of K
+    values for a plain product, or one per window row for a convolution read
+    straight from its padded channels-last input (``kw·C`` contiguous values
+    a row) — against row ``i·seg_len + t`` of the panel.
+    """
 
     @intrinsic
-    def tile(typingctx, a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi):
-        sig = types.int64(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+    def tile(typingctx, a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
+             alpha, beta, ab_off, lo, hi):
+        sig = types.int64(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
+                          alpha, beta, ab_off, lo, hi)
 
         def codegen(context, builder, signature, args):
             e = Emitter(context, builder, signature, args)
-            _, a_off, lda, _, b_off, k, _, c_off, ldc, ncols, _, _, ab_off, lo, hi = args
-            ap, bp, cp, alp, bep = e.data(0), e.data(3), e.data(6), e.data(10), e.data(11)
+            offsets = args[1:1 + mr]
+            segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi = args[7:]
+            ap, bp, cp, alp, bep = e.data(0), e.data(10), e.data(12), e.data(16), e.data(17)
             add, mul, const = builder.add, builder.mul, e.const
-            # accumulators in allocas: LLVM's SROA keeps them in registers across the loop
+            # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
             accs = [[cgutils.alloca_once_value(builder, ir.Constant(VEC, [0.0] * VW)) for _ in range(NV)]
                     for _ in range(mr)]
-            rows = [add(a_off, mul(const(i), lda)) for i in range(mr)]
-            with cgutils.for_range(builder, k) as loop:
-                kk = loop.index
-                row_b = add(b_off, mul(kk, const(NR)))
-                bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
-                for i in range(mr):
-                    av = e.splat(builder.load(builder.gep(ap, [add(rows[i], kk)])))
-                    for j in range(NV):
-                        builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
+            with cgutils.for_range(builder, segs) as seg:
+                seg_a = mul(seg.index, seg_stride)
+                rows = [add(o, seg_a) for o in offsets]
+                seg_b = add(b_off, mul(mul(seg.index, seg_len), const(NR)))
+                with cgutils.for_range(builder, seg_len) as loop:
+                    t = loop.index
+                    row_b = add(seg_b, mul(t, const(NR)))
+                    bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
+                    for i in range(mr):
+                        av = e.splat(builder.load(builder.gep(ap, [add(rows[i], t)])))
+                        for j in range(NV):
+                            builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
             lov, hiv = e.splat(lo), e.splat(hi)
             alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
             bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
@@ -87,34 +100,93 @@ _t1, _t2, _t3, _t4, _t5, _t6 = (_microkernel(m) for m in range(1, MR + 1))
 
 
 @njit(cache=True, inline="always")
-def _tile(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, mr):
+def _tile(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
+          ab_off, lo, hi, mr):
     if mr == 6:
-        return _t6(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+        return _t6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
+                   beta, ab_off, lo, hi)
     if mr == 5:
-        return _t5(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+        return _t5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
+                   beta, ab_off, lo, hi)
     if mr == 4:
-        return _t4(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+        return _t4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
+                   beta, ab_off, lo, hi)
     if mr == 3:
-        return _t3(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+        return _t3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
+                   beta, ab_off, lo, hi)
     if mr == 2:
-        return _t2(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
-    return _t1(a, a_off, lda, b, b_off, k, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi)
+        return _t2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
+                   beta, ab_off, lo, hi)
+    return _t1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
+               ab_off, lo, hi)
+
+
+@njit(cache=True, inline="always")
+def _pixel_offset(p, plane, wo_n, sh, sw, hp, wp, c_n):
+    """Where output pixel ``p`` (flat over samples, rows, columns) starts reading its padded input window."""
+    s = p // plane
+    ho = (p % plane) // wo_n
+    return ((s * hp + ho * sh) * wp + (p % wo_n) * sw) * c_n
 
 
 @njit(cache=True, nogil=True)
-def _block(af, k, bf, cf, n, r0, r1, panel, alpha, beta, lo, hi):
-    """Rows ``r0:r1`` of ``c`` in one panel of columns (a task of :func:`gemm_epilogue`); its NaN count."""
+def _block(af, k, bf, cf, n, r0, r1, panel, alpha, beta, lo, hi, conv, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n,
+           wo_n):
+    """Rows ``r0:r1`` of ``c`` in one panel of columns (a task of the drivers below); its NaN count.
+
+    ``conv``: row ``p`` of ``a`` is output pixel ``p``'s window in the padded
+    channels-last input ``af`` (kh segments of kw·C values); else a row of a
+    (P, K) matrix.
+    """
     nans = 0
     ncols = min(NR, n - panel * NR)
+    b_off = panel * k * NR
+    plane = ho_n * wo_n
     for r in range(r0, r1, MR):
-        nans += _tile(af, r * k, k, bf, panel * k * NR, k, cf, r * n + panel * NR, n, ncols, alpha, beta,
-                      panel * NR, lo, hi, min(MR, r1 - r))
+        mr = min(MR, r1 - r)
+        if conv:
+            last = r1 - 1  # rows past the block read the last row's window (their results are not stored)
+            q0 = _pixel_offset(r, plane, wo_n, sh, sw, hp, wp, c_n)
+            q1 = _pixel_offset(min(r + 1, last), plane, wo_n, sh, sw, hp, wp, c_n)
+            q2 = _pixel_offset(min(r + 2, last), plane, wo_n, sh, sw, hp, wp, c_n)
+            q3 = _pixel_offset(min(r + 3, last), plane, wo_n, sh, sw, hp, wp, c_n)
+            q4 = _pixel_offset(min(r + 4, last), plane, wo_n, sh, sw, hp, wp, c_n)
+            q5 = _pixel_offset(min(r + 5, last), plane, wo_n, sh, sw, hp, wp, c_n)
+            nans += _tile(af, q0, q1, q2, q3, q4, q5, kh, kw * c_n, dh * wp * c_n, bf, b_off, cf,
+                          r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, mr)
+        else:
+            nans += _tile(af, r * k, (r + 1) * k, (r + 2) * k, (r + 3) * k, (r + 4) * k, (r + 5) * k, 1, k, 0, bf,
+                          b_off, cf, r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, mr)
     return nans
 
 
 # Rows of a per task: 48 (8 tiles) and up did alike on 196x64x384 .. 12544x16x96; 12 and 24 were
 # slower on the large ones (338 vs 181 us for 12544x16x96, 2 threads, 2-core Intel Xeon VM).
 ROW_BLOCK = 8 * MR
+
+
+@njit(cache=True, inline="always")
+def _tasks(af, k, bf, cf, p_n, n, panels, alpha, beta, lo, hi, conv, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n,
+           wo_n):
+    a_size = af.size
+    blocks = (p_n + ROW_BLOCK - 1) // ROW_BLOCK
+    nans = 0
+    # numba splits a prange statically, into equal runs of tasks per thread.  Block-major, a block's rows of
+    # a stay in cache for all panels and the panels are read again for every block; panel-major, the
+    # reverse.  So panel-major when a is the smaller (its re-reads hit the cache: 8x512->512 3x3 @7x7,
+    # 9.4 MB of weights against 1.3 MB of input, 8.8 -> 6.1 ms), and when there are few row blocks (a 7x7
+    # or 14x14 image), so that every thread's run is whole panels with all their rows, the short last
+    # block included -- block-major gave 160->960 @7x7 to one thread (88 -> 57 us, 2 threads).
+    panel_major = blocks < 8 or a_size < bf.size
+    for t in prange(blocks * panels):
+        if panel_major:
+            blk, panel = t % blocks, t // blocks
+        else:
+            blk, panel = t // panels, t % panels
+        r0 = blk * ROW_BLOCK
+        nans += _block(af, k, bf, cf, n, r0, min(p_n, r0 + ROW_BLOCK), panel, alpha, beta, lo, hi, conv, kh, kw,
+                       sh, sw, dh, hp, wp, c_n, ho_n, wo_n)
+    return nans
 
 
 @parallel_kernel()
@@ -127,24 +199,24 @@ def gemm_epilogue(a, b, c, alpha, beta, lo, hi):
     :data:`ROW_BLOCK` rows and panel.
     """
     p_n, k = a.shape
-    n = c.shape[1]
-    panels = b.shape[0]
-    af, bf, cf = a.ravel(), b.ravel(), c.ravel()
-    blocks = (p_n + ROW_BLOCK - 1) // ROW_BLOCK
-    nans = 0
-    # numba splits a prange statically, into equal runs of tasks per thread.  Many row blocks: block-major,
-    # so that a block's rows of a are read once for all panels.  Few (a 7x7 or 14x14 image): panel-major,
-    # so that every thread's run is whole panels with all their rows, the short last block included --
-    # block-major gave 160->960 @7x7 to one thread (88 -> 57 us with the switch, 2 threads).
-    panel_major = blocks < 8
-    for t in prange(blocks * panels):
-        if panel_major:
-            blk, panel = t % blocks, t // blocks
-        else:
-            blk, panel = t // panels, t % panels
-        r0 = blk * ROW_BLOCK
-        nans += _block(af, k, bf, cf, n, r0, min(p_n, r0 + ROW_BLOCK), panel, alpha, beta, lo, hi)
-    return nans
+    return _tasks(a.ravel(), k, b.ravel(), c.ravel(), p_n, c.shape[1], b.shape[0], alpha, beta, lo, hi, False,
+                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+
+
+@parallel_kernel()
+def conv_epilogue(xp, kh, kw, sh, sw, dh, ho_n, wo_n, b, c, alpha, beta, lo, hi):
+    """A channels-last convolution as an implicit product: ``c`` (N·Ho·Wo, C_out) from the padded input.
+
+    ``xp`` (N, Hp, Wp, C) is the zero-padded input, C-contiguous, large enough
+    for the (Ho, Wo) output's windows; ``b`` packs
+    the (kh·kw·C, C_out) weight matrix (taps then channels, as
+    ``functional._layout.taps_channels_out``); dilation along the width is 1
+    (a window row is ``kw·C`` contiguous values).  Nothing is unrolled: each
+    tile row reads its pixel's window rows in place.  Returns the NaN count.
+    """
+    n_n, hp, wp, c_n = xp.shape
+    return _tasks(xp.ravel(), kh * kw * c_n, b.ravel(), c.ravel(), n_n * ho_n * wo_n, c.shape[1], b.shape[0],
+                  alpha, beta, lo, hi, True, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n, wo_n)
 
 
 def pack_panels(bmat):

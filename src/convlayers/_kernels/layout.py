@@ -10,7 +10,9 @@ time, so both sides stay in cache.
 
 from __future__ import annotations
 
-from . import njit
+from numba import prange
+
+from . import njit, parallel_kernel
 
 _BLOCK = 32
 
@@ -67,3 +69,27 @@ def taps_first(a, out):
                     dst = out[t, j]
                     for i in range(i0, i1):
                         dst[i] = a[i, j, t]
+
+
+@parallel_kernel()
+def transpose_batched(a, out):
+    """``out[b, j, i] = a[b, i, j]`` for 3-D arrays (``out`` of shape (B, N, M)), blocks of 32×32 in parallel.
+
+    The NCHW ↔ channels-last conversions: NumPy's copy of the transposed view
+    took 5.3 ms for a 64×112×112 float32 image (in a resnet18 run, 2-core
+    Intel Xeon VM), a row stride per element read.
+    """
+    bn, m, n = a.shape
+    mb = (m + _BLOCK - 1) // _BLOCK
+    for t in prange(bn * mb):
+        b = t // mb
+        i0 = (t % mb) * _BLOCK
+        i1 = min(m, i0 + _BLOCK)
+        src = a[b]
+        dst = out[b]
+        for j0 in range(0, n, _BLOCK):
+            j1 = min(n, j0 + _BLOCK)
+            for j in range(j0, j1):
+                orow = dst[j]
+                for i in range(i0, i1):
+                    orow[i] = src[i, j]

@@ -216,8 +216,8 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None, packed=No
         out = _cl.forward(x, w, stride, pads, dilation, groups, epilogue, packed)
         if out is not None:
             return out
-        return _cl.to_channels_last(_forward_core(np.ascontiguousarray(x), w, stride, pads, dilation,
-                                                             groups, epilogue, packed))
+        return _cl.to_channels_last(_forward_core(_cl.from_channels_last(x), w, stride, pads, dilation, groups,
+                                                  epilogue, packed))
     out, nans = _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed)
     # Both repairs below start from a NaN: a non-finite weight tap on the zero padding gives
     # inf·0 = NaN there, and float32 overflow gives inf − inf = NaN.  With an epilogue the NaNs were

@@ -17,6 +17,8 @@ import numpy as np
 
 from .._dispatch import tensor_aware
 from .._kernels import pool as _k
+from .._kernels import conv_nhwc as _nhwc
+from . import _conv_channels_last as _cl
 from ..sizes import conv_output_size
 from ._validate import as_array, float_dtype
 
@@ -119,6 +121,15 @@ def _pool_geometry(op, spatial, kernel_size, stride, padding, dilation, ceil_mod
 # --------------------------------------------------------------------------- max pooling
 
 def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if dims == 2 and not return_indices and _cl.is_channels_last(input) and input.dtype.kind == "f":
+        # a channels-last batch stays channels-last (as PyTorch), pooled across channel vectors
+        kernel, stride, padding, dilation, out_sp = _window(op, input.shape[2:], kernel_size, stride, padding,
+                                                            dilation, ceil_mode)
+        n, c = input.shape[:2]
+        out = np.empty((n, *out_sp, c), dtype=input.dtype)
+        _nhwc.max_pool_nhwc.for_work(out.size * kernel[0] * kernel[1])(
+            input.transpose(0, 2, 3, 1), *kernel, *stride, *padding, *dilation, out)
+        return out.transpose(0, 3, 1, 2)
     x, info = _planes(op, input, dims)
     kernel, stride, padding, dilation, out_sp = _window(
         op, info[2], kernel_size, stride, padding, dilation, ceil_mode)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional._conv_channels_last import is_channels_last, to_channels_last
+from ..functional._conv_channels_last import from_channels_last, is_channels_last, to_channels_last
 from ..nn.module import Module
 from .ops import OPS
 
@@ -15,7 +15,7 @@ __all__ = ["OnnxModel"]
 _SHAPE_ONLY = {"Shape", "Size"}
 # Ops that take channels-last arrays as they are (convolutions keep the layout, NumPy's ufuncs follow their
 # inputs'); every other op gets its channels-last inputs as ordinary C-ordered arrays, as without the mode.
-_CHANNELS_LAST_SAFE = {"Conv", "Add", "Sub", "Mul", "Div", "Clip", "Identity"}
+_CHANNELS_LAST_SAFE = {"Conv", "MaxPool", "Add", "Sub", "Mul", "Div", "Clip", "Relu", "Identity"}
 
 
 def _channels_last_conv(node, constants):
@@ -217,7 +217,7 @@ class OnnxModel(Module):
         for n in output_names:
             v = env[n]
             if is_channels_last(v):
-                v = np.ascontiguousarray(v)
+                v = from_channels_last(v)
             if n in self.graph.constants or n in fresh or n in arrays:
                 v = np.array(v, copy=True)
             out.append(v)
@@ -233,7 +233,7 @@ class OnnxModel(Module):
             return args
         if node.op_type in _CHANNELS_LAST_SAFE:
             return args
-        return [np.ascontiguousarray(a) if is_channels_last(a) else a for a in args]
+        return [from_channels_last(a) if is_channels_last(a) else a for a in args]
 
     def forward(self, *args):
         if len(args) != len(self.graph.inputs):
