@@ -310,7 +310,7 @@ def test_constant_conv_weights_keep_their_winograd_transform(batch):
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32, 28, 28])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
-    model = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    model = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), channels_last=False)
     (node,) = model.nodes
     x = rng.standard_normal((batch, 32, 28, 28)).astype(np.float32)
     want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), 1, 1).numpy()
@@ -318,3 +318,12 @@ def test_constant_conv_weights_keep_their_winograd_transform(batch):
     assert node.attrs["_packed"]["winograd"].shape == (36, 32, 32)
     np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(model(x), first)  # the kept transform gives the same numbers
+    # channels-last (the default for such a graph): the packed panels and the prepared plan are kept instead
+    cl = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert cl.channels_last
+    (node,) = cl.nodes
+    first = cl(x)
+    assert node.attrs["_packed"]["nhwc_panels"].shape[1] == 9 * 32 and len(node.attrs["_plans"]) == 1
+    assert first.flags.c_contiguous
+    np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(cl(x), first)

@@ -76,13 +76,16 @@ class Emitter:
     def fma(self, a, b, c):
         return self.b.call(self._fn(f"llvm.fma.v{VW}f32", VEC, [VEC, VEC, VEC]), [a, b, c])
 
-    def finish(self, v, alpha, beta, lov, hiv, mask):
-        """``clamp(v·alpha + beta, lo, hi)`` as the scalar epilogues compute it, and the NaN count in ``mask``.
+    def finish(self, v, alpha, beta, lov, hiv, mask, residual=None):
+        """``clamp(v·alpha + beta [+ residual], lo, hi)`` as the scalar epilogues compute it, and the NaN count
+        in ``mask``.
 
         A NaN fails both comparisons and stays NaN, as in ``norm.affine_clamp_row``.
         """
         b = self.b
         v = b.fadd(b.fmul(v, alpha), beta)
+        if residual is not None:
+            v = b.fadd(v, residual)
         bad = b.bitcast(b.and_(b.fcmp_unordered("uno", v, v), mask), ir.IntType(VW))
         count = b.call(self._fn("llvm.ctpop.i64", I64, [I64]), [b.zext(bad, I64)])
         v = b.select(b.fcmp_ordered("<", v, lov), lov, v)

@@ -41,8 +41,11 @@ NV = 2  # vectors of columns per tile
 NR = NV * VW  # columns per panel
 
 
-def _microkernel(mr):
+def _microkernel(mr, residual):
     """The intrinsic computing one ``mr × NR`` tile; ``ncols`` < NR masks the stores of a last, partial panel.
+
+    With ``residual``, ``res`` (laid out as ``c``) is added after the affine map and before the clamp: a
+    Conv → Add (→ Relu) of a residual block in one pass.
 
     Row ``r`` of the tile reads ``a`` at ``o_r + i·seg_stride + t`` for
     ``segs`` segments ``i`` of ``seg_len`` values ``t`` — one segment of K
@@ -53,15 +56,16 @@ def _microkernel(mr):
 
     @intrinsic
     def tile(typingctx, a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
-             alpha, beta, ab_off, lo, hi):
+             alpha, beta, ab_off, lo, hi, res):
         sig = types.int64(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
-                          alpha, beta, ab_off, lo, hi)
+                          alpha, beta, ab_off, lo, hi, res)
 
         def codegen(context, builder, signature, args):
             e = Emitter(context, builder, signature, args)
             offsets = args[1:1 + mr]
-            segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi = args[7:]
+            segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi, _ = args[7:]
             ap, bp, cp, alp, bep = e.data(0), e.data(10), e.data(12), e.data(16), e.data(17)
+            rp = e.data(21) if residual else None
             add, mul, const = builder.add, builder.mul, e.const
             # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
             accs = [[cgutils.alloca_once_value(builder, ir.Constant(VEC, [0.0] * VW)) for _ in range(NV)]
@@ -86,9 +90,11 @@ def _microkernel(mr):
             for i in range(mr):
                 out_row = add(c_off, mul(const(i), ldc))
                 for j in range(NV):
-                    v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j])
+                    where = add(out_row, const(j * VW))
+                    extra = e.masked_load(rp, where, masks[j]) if residual else None
+                    v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j], extra)
                     nans = add(nans, count)
-                    e.masked_store(v, cp, add(out_row, const(j * VW)), masks[j])
+                    e.masked_store(v, cp, where, masks[j])
             return nans
 
         return sig, codegen
@@ -96,29 +102,36 @@ def _microkernel(mr):
     return tile
 
 
-_t1, _t2, _t3, _t4, _t5, _t6 = (_microkernel(m) for m in range(1, MR + 1))
+_t1, _t2, _t3, _t4, _t5, _t6 = (_microkernel(m, False) for m in range(1, MR + 1))
+_r1, _r2, _r3, _r4, _r5, _r6 = (_microkernel(m, True) for m in range(1, MR + 1))
 
 
 @njit(cache=True, inline="always")
 def _tile(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-          ab_off, lo, hi, mr):
+          ab_off, lo, hi, res, mr, with_res):
+    if with_res:
+        if mr == 6:
+            return _r6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        if mr == 5:
+            return _r5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        if mr == 4:
+            return _r4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        if mr == 3:
+            return _r3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        if mr == 2:
+            return _r2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        return _r1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
     if mr == 6:
-        return _t6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
-                   beta, ab_off, lo, hi)
+        return _t6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
     if mr == 5:
-        return _t5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
-                   beta, ab_off, lo, hi)
+        return _t5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
     if mr == 4:
-        return _t4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
-                   beta, ab_off, lo, hi)
+        return _t4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
     if mr == 3:
-        return _t3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
-                   beta, ab_off, lo, hi)
+        return _t3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
     if mr == 2:
-        return _t2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha,
-                   beta, ab_off, lo, hi)
-    return _t1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-               ab_off, lo, hi)
+        return _t2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+    return _t1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
 
 
 @njit(cache=True, inline="always")
@@ -131,7 +144,7 @@ def _pixel_offset(p, plane, wo_n, sh, sw, hp, wp, c_n):
 
 @njit(cache=True, nogil=True)
 def _block(af, k, bf, cf, n, r0, r1, panel, alpha, beta, lo, hi, conv, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n,
-           wo_n):
+           wo_n, rf, with_res):
     """Rows ``r0:r1`` of ``c`` in one panel of columns (a task of the drivers below); its NaN count.
 
     ``conv``: row ``p`` of ``a`` is output pixel ``p``'s window in the padded
@@ -153,10 +166,10 @@ def _block(af, k, bf, cf, n, r0, r1, panel, alpha, beta, lo, hi, conv, kh, kw, s
             q4 = _pixel_offset(min(r + 4, last), plane, wo_n, sh, sw, hp, wp, c_n)
             q5 = _pixel_offset(min(r + 5, last), plane, wo_n, sh, sw, hp, wp, c_n)
             nans += _tile(af, q0, q1, q2, q3, q4, q5, kh, kw * c_n, dh * wp * c_n, bf, b_off, cf,
-                          r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, mr)
+                          r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, rf, mr, with_res)
         else:
             nans += _tile(af, r * k, (r + 1) * k, (r + 2) * k, (r + 3) * k, (r + 4) * k, (r + 5) * k, 1, k, 0, bf,
-                          b_off, cf, r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, mr)
+                          b_off, cf, r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, rf, mr, with_res)
     return nans
 
 
@@ -167,7 +180,7 @@ ROW_BLOCK = 8 * MR
 
 @njit(cache=True, inline="always")
 def _tasks(af, k, bf, cf, p_n, n, panels, alpha, beta, lo, hi, conv, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n,
-           wo_n):
+           wo_n, rf, with_res):
     a_size = af.size
     blocks = (p_n + ROW_BLOCK - 1) // ROW_BLOCK
     nans = 0
@@ -185,26 +198,31 @@ def _tasks(af, k, bf, cf, p_n, n, panels, alpha, beta, lo, hi, conv, kh, kw, sh,
             blk, panel = t // panels, t % panels
         r0 = blk * ROW_BLOCK
         nans += _block(af, k, bf, cf, n, r0, min(p_n, r0 + ROW_BLOCK), panel, alpha, beta, lo, hi, conv, kh, kw,
-                       sh, sw, dh, hp, wp, c_n, ho_n, wo_n)
+                       sh, sw, dh, hp, wp, c_n, ho_n, wo_n, rf, with_res)
     return nans
 
 
 @parallel_kernel()
-def gemm_epilogue(a, b, c, alpha, beta, lo, hi):
+def gemm_epilogue(a, b, c, alpha, beta, lo, hi, res):
     """``c = clamp((a @ B)·alpha + beta, lo, hi)``; the number of NaNs in ``c``.
 
     ``a`` (P, K) and ``c`` (P, N) C-contiguous float32; ``b`` the (panels, K,
     NR) packing of B (:func:`pack_panels`); ``alpha``, ``beta`` padded to
-    ``panels·NR`` (:func:`pad_columns`).  One task per block of
+    ``panels·NR`` (:func:`pad_columns`); ``res``: None, or a (P, N)
+    C-contiguous array added before the clamp.  One task per block of
     :data:`ROW_BLOCK` rows and panel.
     """
     p_n, k = a.shape
+    if res is None:
+        rf, with_res = c.ravel()[:0], False
+    else:
+        rf, with_res = res.ravel(), True
     return _tasks(a.ravel(), k, b.ravel(), c.ravel(), p_n, c.shape[1], b.shape[0], alpha, beta, lo, hi, False,
-                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+                  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, rf, with_res)
 
 
 @parallel_kernel()
-def conv_epilogue(xp, kh, kw, sh, sw, dh, ho_n, wo_n, b, c, alpha, beta, lo, hi):
+def conv_epilogue(xp, kh, kw, sh, sw, dh, ho_n, wo_n, b, c, alpha, beta, lo, hi, res):
     """A channels-last convolution as an implicit product: ``c`` (N·Ho·Wo, C_out) from the padded input.
 
     ``xp`` (N, Hp, Wp, C) is the zero-padded input, C-contiguous, large enough
@@ -212,11 +230,16 @@ def conv_epilogue(xp, kh, kw, sh, sw, dh, ho_n, wo_n, b, c, alpha, beta, lo, hi)
     the (kh·kw·C, C_out) weight matrix (taps then channels, as
     ``functional._layout.taps_channels_out``); dilation along the width is 1
     (a window row is ``kw·C`` contiguous values).  Nothing is unrolled: each
-    tile row reads its pixel's window rows in place.  Returns the NaN count.
+    tile row reads its pixel's window rows in place.  ``res`` as in
+    :func:`gemm_epilogue`.  Returns the NaN count.
     """
     n_n, hp, wp, c_n = xp.shape
+    if res is None:
+        rf, with_res = c.ravel()[:0], False
+    else:
+        rf, with_res = res.ravel(), True
     return _tasks(xp.ravel(), kh * kw * c_n, b.ravel(), c.ravel(), n_n * ho_n * wo_n, c.shape[1], b.shape[0],
-                  alpha, beta, lo, hi, True, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n, wo_n)
+                  alpha, beta, lo, hi, True, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n, wo_n, rf, with_res)
 
 
 def pack_panels(bmat):

@@ -117,14 +117,20 @@ def forward(x, w, stride, pads, dilation, groups, epilogue=None, packed=None):
     return None if run is None else run(x)
 
 
-def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=None):
+def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=None, residual=False):
     """:func:`forward` for inputs of one shape and dtype, prepared once: ``run(x)`` → output or None; or None.
 
     Everything that depends only on the shapes (output size, packed weights,
     padded epilogue vectors, which kernel) is settled here, so that a caller
     running the same layer again (an ONNX model's node) pays only the kernel
     call: Python work per convolution was ~25 µs of mobilenet_v2's ~60 µs
-    batch-1 layers.  ``run`` expects a channels-last ``x`` of ``shape``.
+    batch-1 layers.  ``run(x, alloc=np.empty)`` expects a channels-last ``x``
+    of ``shape``; ``alloc(shape, dtype)`` gives it the (N, Ho, Wo, C_out)
+    buffer to fill (a caller's pool of buffers).  With ``residual``,
+    ``run(x, alloc, res)`` adds the channels-last ``res`` (the output's shape)
+    after the affine map and before the clamp, a residual block's Add (and
+    Relu) in the same pass; only the float32 product paths take it (None
+    otherwise).
     """
     n, cin, h, wd = shape
     cout, cin_g, kh, kw = w.shape
@@ -141,14 +147,16 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
     if epilogue is None:
         epilogue = (np.ones(cout, dtype), np.zeros(cout, dtype), dtype.type(-np.inf), dtype.type(np.inf))
     out_shape = (n, ho, wo, cout)
+    if residual and (depthwise or dtype != np.float32):
+        return None
     if depthwise:
         w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(cout, kh, kw).transpose(1, 2, 0)))
         from .conv import _depthwise_min_work  # the same launch rule as the NCHW kernel
         kernel = _k.depthwise_nhwc.for_work(n * ho * wo * cout * kh * kw, _depthwise_min_work())
         args = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1])
 
-        def run(x):
-            out = np.empty(out_shape, dtype=dtype)
+        def run(x, alloc=np.empty):
+            out = alloc(out_shape, dtype)
             return _result(out, kernel(x.transpose(0, 2, 3, 1), *args, out, *epilogue))
         return run
     if kh == 1 and kw == 1 and not any(pads):
@@ -160,19 +168,23 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
         products = _products(lambda: w.reshape(cout, cin).T, n * ho * wo, cout, dtype, epilogue, packed,
                              n * ho * wo * cin * cout, n)
 
-        def run(x):
-            out = np.empty(out_shape, dtype=dtype)
+        def run(x, alloc=np.empty, res=None):
+            if not _residual_fits(res, out_shape):
+                return None
+            out = alloc(out_shape, dtype)
             a = pixels(x)
-            return _result(out, products(lambda p0, p1, buf: a[p0:p1], out.reshape(-1, cout)))
+            return _result(out, products(lambda p0, p1, buf: a[p0:p1], out.reshape(-1, cout), _rows(res, cout)))
         return run
     if dtype == np.float32 and dilation[1] == 1:
         return _implicit(shape, w, stride, pads, dilation, epilogue, packed, (ho, wo))
+    if residual:
+        return None
     k_cols = kh * kw * cin
     products = _products(lambda: _layout.taps_channels_out(w), n * ho * wo, cout, dtype, epilogue, packed,
                          n * ho * wo * k_cols * cout, n, k_cols, align=wo)
 
-    def run(x):
-        out = np.empty(out_shape, dtype=dtype)
+    def run(x, alloc=np.empty):
+        out = alloc(out_shape, dtype)
         xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         return _result(out, products(_unroller(xh, (kh, kw), stride, pads, dilation, ho, wo, k_cols),
                                      out.reshape(-1, cout)))
@@ -201,17 +213,33 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_hw):
     kernel = _gemm.conv_epilogue.for_work(macs, _parallel_min_macs())
     pad = _k.pad_into.for_work(n * hp * wp * cin)
 
-    def run(x):
+    def run(x, alloc=np.empty, res=None):
+        if not _residual_fits(res, (n, ho, wo, cout)):
+            return None
         xh = x.transpose(0, 2, 3, 1)
         if padded:
             xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
             pad(xh, pads[0], pads[2], xp)
         else:
             xp = np.ascontiguousarray(xh)
-        out = np.empty((n, ho, wo, cout), dtype=np.float32)
-        return _result(out, kernel(xp, kh, kw, stride[0], stride[1], dilation[0], ho, wo, panels, out.reshape(-1, cout),
-                                   alpha, beta, lo, hi))
+        out = alloc((n, ho, wo, cout), np.float32)
+        return _result(out, kernel(xp, kh, kw, stride[0], stride[1], dilation[0], ho, wo, panels,
+                                   out.reshape(-1, cout), alpha, beta, lo, hi, _rows(res, cout)))
     return run
+
+
+def _residual_fits(res, out_shape):
+    """No residual, or a channels-last one of the (N, Ho, Wo, C) output's shape and dtype."""
+    if res is None:
+        return True
+    n, ho, wo, c = out_shape
+    return (isinstance(res, np.ndarray) and res.shape == (n, c, ho, wo) and res.dtype == np.float32
+            and (c == 1 or ho * wo == 1 or is_channels_last(res)) and res.transpose(0, 2, 3, 1).flags.c_contiguous)
+
+
+def _rows(res, cout):
+    """A residual's (pixels, C) rows: its NHWC memory (a channels-last array of the output's shape)."""
+    return None if res is None else res.transpose(0, 2, 3, 1).reshape(-1, cout)
 
 
 def _result(out, nans):
@@ -237,7 +265,7 @@ def _products(bmat, pixels, cout, dtype, epilogue, packed, macs, samples, k_cols
     if dtype == np.float32:
         return _fused_products(bmat, pixels, cout, epilogue, packed, k_cols, align)
     return _blas_products(_cached(packed, "nhwc_matrix", bmat), pixels, cout, dtype, epilogue, macs, samples,
-                          k_cols, align)
+                          k_cols, align)  # (no residual: plan() keeps those to the float32 paths)
 
 
 def _parallel_min_macs():
@@ -256,11 +284,12 @@ def _fused_products(bmat, pixels, cout, epilogue, packed, k_cols, align):
                                                                      _parallel_min_macs()))
              for p in range(0, pixels, tile)]
 
-    def products(rows_of, out2):
+    def products(rows_of, out2, res=None):
         buf = _threads.scratch("cols", tile * k_cols, np.float32) if k_cols else None
         nans = 0
         for p0, p1, kernel in tiles:
-            nans += kernel(rows_of(p0, p1, buf), panels, out2[p0:p1], alpha, beta, lo, hi)
+            nans += kernel(rows_of(p0, p1, buf), panels, out2[p0:p1], alpha, beta, lo, hi,
+                           None if res is None else res[p0:p1])
         return nans
     return products
 
@@ -278,7 +307,7 @@ def _blas_products(wt, pixels, cout, dtype, epilogue, macs, samples, k_cols, ali
     workers = _threads.workers_for(macs)
     split = workers > 1 and samples >= workers and len(tiles) >= workers
 
-    def products(rows_of, out2):
+    def products(rows_of, out2, res=None):
         def job(part, own_threads):
             matmul = _threads.blas_matmul if own_threads else np.matmul
             buf = _threads.scratch("cols", tile * k_cols, dtype) if k_cols else None

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..functional._conv_channels_last import from_channels_last, is_channels_last, to_channels_last
 from ..nn.module import Module
+from . import _buffers
 from .ops import OPS
 
 __all__ = ["OnnxModel"]
@@ -27,12 +28,8 @@ def _channels_last_conv(node, constants):
     return group == 1 or (w.shape[1] == 1 and w.shape[0] == group)
 
 
-def _has_depthwise(order, constants):
-    for node in order:
-        w = constants.get(node.inputs[1]) if node.op_type == "Conv" and len(node.inputs) > 1 else None
-        if w is not None and w.ndim == 4 and w.shape[1] == 1 and w.shape[0] == int(node.attr("group", 1)) > 1:
-            return True
-    return False
+def _has_channels_last_conv(order, constants):
+    return any(_channels_last_conv(node, constants) for node in order)
 
 
 class OnnxModel(Module):
@@ -66,7 +63,7 @@ class OnnxModel(Module):
         object.__setattr__(self, "_static", self._static_steps(order, graph.constants))
         object.__setattr__(self, "_shape_cache", {})
         if channels_last is None:
-            channels_last = _has_depthwise(order, graph.constants)
+            channels_last = _has_channels_last_conv(order, graph.constants)
         object.__setattr__(self, "channels_last", bool(channels_last))
         object.__setattr__(self, "_to_channels_last", frozenset(
             step for step, node in enumerate(order) if _channels_last_conv(node, graph.constants)))
@@ -178,7 +175,32 @@ class OnnxModel(Module):
         if cached:
             env.update(cached)
         fresh = {}
+        buffers = _buffers.pool() if self.channels_last else None
+        if buffers is not None:
+            _buffers.activate(buffers)
+        try:
+            self._steps(env, cached, record, fresh, buffers, _trace)
+        finally:
+            if buffers is not None:
+                buffers.end()
+                _buffers.activate(None)
+        if record:
+            if len(self._shape_cache) > 16:
+                self._shape_cache.clear()
+            self._shape_cache[key] = fresh
+        out = []
+        for n in output_names:
+            v = env[n]
+            if is_channels_last(v):
+                v = from_channels_last(v)
+            if n in self.graph.constants or n in fresh or n in arrays:
+                v = np.array(v, copy=True)
+            out.append(v)
+        return out
+
+    def _steps(self, env, cached, record, fresh, buffers, _trace):
         last_use = self._last_use
+        outputs = {v.name for v in self.graph.outputs}
         for step, node in enumerate(self._order):
             if cached is not None and step in self._static:
                 continue
@@ -205,23 +227,14 @@ class OnnxModel(Module):
                     env[name] = value
                     if record and step in self._static:
                         fresh[name] = value
+            del args, result
             for name in node.inputs:
                 if name and last_use.get(name) == step and name not in self.graph.constants \
-                        and name not in fresh:
-                    env.pop(name, None)
-        if record:
-            if len(self._shape_cache) > 16:
-                self._shape_cache.clear()
-            self._shape_cache[key] = fresh
-        out = []
-        for n in output_names:
-            v = env[n]
-            if is_channels_last(v):
-                v = from_channels_last(v)
-            if n in self.graph.constants or n in fresh or n in arrays:
-                v = np.array(v, copy=True)
-            out.append(v)
-        return out
+                        and name not in fresh and name not in outputs:
+                    if buffers is not None:
+                        buffers.release(env.pop(name, None))
+                    else:
+                        env.pop(name, None)
 
     def _layout_args(self, step, node, args):
         """Channels-last mode: a convolution's input made channels-last, other ops' inputs C-ordered."""

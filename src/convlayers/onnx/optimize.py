@@ -15,6 +15,10 @@ ordered node list:
   ``nn.fusion``);
 * **activation fusion** — a Relu, or a Clip with constant bounds (ReLU6),
   right after a Conv becomes the epilogue's clamp;
+* **residual fusion** — an Add of a Conv's output (with no clamp yet) and
+  another value becomes that Conv's fourth input, added in its epilogue
+  before the clamp (so a following Relu fuses too): a residual block's
+  Conv → Add → Relu is one pass over the output;
 * **pre-packing** — weights made contiguous in the compute dtype once, and a
   Gemm's ``B`` stored transposed when that turns it into ``F.linear``'s
   ``x·Wᵀ`` form.
@@ -94,6 +98,41 @@ def _clamp_bounds(node, constants):
     return tuple(bounds)
 
 
+def _fuse_residual(nodes, j, producer, readers, constants):
+    """Fold the Add at ``nodes[j]`` into the Conv producing one of its inputs (a residual block's sum).
+
+    The Conv must have no clamp yet (a Relu after the Add then becomes it) and be the Add's only source of
+    that input; the Add's other input becomes the Conv's fourth input.  Returns whether it fused.
+    """
+    add = nodes[j]
+    if len(add.inputs) != 2 or not all(add.inputs) or add.inputs[0] == add.inputs[1] \
+            or any(n in constants for n in add.inputs):
+        return False
+    for side in (1, 0):  # prefer the later input's producer: the other input is then usually ready
+        name = add.inputs[side]
+        if name not in producer:
+            continue
+        conv = nodes[producer[name]]
+        if conv.op_type != "Conv" or len(conv.inputs) < 2 or len(conv.inputs) > 3 \
+                or not _is_float_const(constants, conv.inputs[1]) or constants[conv.inputs[1]].ndim != 4 \
+                or readers.get(name) != [j] or conv.attrs.get("_lo", -np.inf) != -np.inf \
+                or conv.attrs.get("_hi", np.inf) != np.inf:
+            continue
+        cout, dtype = constants[conv.inputs[1]].shape[0], constants[conv.inputs[1]].dtype
+        if "_scale" not in conv.attrs:
+            conv.attrs.update(_scale=np.ones(cout, dtype), _shift=np.zeros(cout, dtype))
+        conv.attrs.update(_lo=-np.inf, _hi=np.inf, _residual=True)
+        conv.inputs = list(conv.inputs[:3]) + [""] * (3 - len(conv.inputs)) + [add.inputs[1 - side]]
+        conv.attrs.setdefault("_fused", []).append("Add")
+        conv.outputs = [add.outputs[0]]
+        # the fused Conv takes the Add's place: both its inputs are ready there (the order stays topological)
+        i = producer[name]
+        nodes[j] = conv
+        del nodes[i]
+        return True
+    return False
+
+
 def fuse(nodes, constants, outputs):
     """Fold BatchNormalization and Relu/Clip into the Conv nodes before them; return the new node list."""
     nodes = list(nodes)
@@ -103,6 +142,9 @@ def fuse(nodes, constants, outputs):
         readers = _consumers(nodes, outputs)
         producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
         for j, nxt in enumerate(nodes):
+            if nxt.op_type == "Add" and _fuse_residual(nodes, j, producer, readers, constants):
+                changed = True
+                break
             if not nxt.inputs or nxt.inputs[0] not in producer:
                 continue
             i = producer[nxt.inputs[0]]

@@ -18,6 +18,7 @@ import numpy as np
 from ... import functional as F
 from ...functional import _conv_channels_last as _channels_last
 from ...functional import conv as _conv_mod
+from .. import _buffers
 from ._registry import has_functional, int_list, register
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -74,24 +75,43 @@ def _geometry(node, x, w):
 
 
 @register("Conv", since=1, check=_check_conv)
-def conv(node, x, w, b=None):
+def conv(node, x, w, b=None, res=None):
+    """A Conv node; ``res`` is the other input of an Add the optimizer fused in (``_residual``): the result is
+    then ``clamp(conv·scale + shift + res, lo, hi)``, the Add's broadcasting kept."""
     if x.ndim < 3 or w.ndim != x.ndim:
         raise ValueError(f"Conv {node.label()!r}: input and weight must have the same rank >= 3, "
                          f"got {x.shape} and {w.shape}")
     plans = node.attrs.get("_plans")
-    key = (x.shape, x.dtype.str, w.shape, b is None)
+    residual = res is not None
+    key = (x.shape, x.dtype.str, w.shape, b is None, residual)
     run = plans.get(key) if plans is not None and _channels_last.is_channels_last(x) else None
     if run is not None:
-        y = run(x)
+        y = run(x, _buffers.current_alloc(), res) if residual else run(x, _buffers.current_alloc())
         if y is not None:
             return y
-    y = _conv(node, x, w, b)
+    if residual:
+        y = _conv(node, x, w, b, unclamped=True)
+        y = _add_clamp(node, y, res)
+    else:
+        y = _conv(node, x, w, b)
     if plans is not None and key not in plans and _channels_last.is_channels_last(x):
-        plans[key] = _plan(node, x, w, b)
+        plans[key] = _plan(node, x, w, b, residual)
     return y
 
 
-def _plan(node, x, w, b):
+def _add_clamp(node, y, res):
+    """The fused Add (ONNX broadcasting, the conv output's dtype) and the clamp after it."""
+    r = np.add(y, res if res.dtype == y.dtype or res.dtype.kind != "f" else res.astype(y.dtype))
+    r = r.astype(y.dtype, copy=False)
+    lo, hi = node.attrs.get("_lo", -np.inf), node.attrs.get("_hi", np.inf)
+    if lo > -np.inf:
+        r = np.maximum(r, np.asarray(lo, dtype=r.dtype))
+    if hi < np.inf:
+        r = np.minimum(r, np.asarray(hi, dtype=r.dtype))
+    return r
+
+
+def _plan(node, x, w, b, residual=False):
     """A prepared channels-last run of this node for inputs like ``x`` (see ``_conv_channels_last.plan``), or None.
 
     Only for a weight and bias that are the graph's constants (the node's ``_packed`` cache belongs to them).
@@ -114,10 +134,11 @@ def _plan(node, x, w, b):
         beta = np.zeros(cout, dtype) if b is None else b.astype(dtype)
         epilogue = (np.ones(cout, dtype), beta, dtype.type(-np.inf), dtype.type(np.inf))
     return _channels_last.plan(x.shape, dtype, w, tuple(strides), (pads[0], pads[2], pads[1], pads[3]),
-                               tuple(dilations), int(node.attr("group", 1)), epilogue, node.attrs["_packed"])
+                               tuple(dilations), int(node.attr("group", 1)), epilogue, node.attrs["_packed"],
+                               residual)
 
 
-def _conv(node, x, w, b):
+def _conv(node, x, w, b, unclamped=False):
     x0 = x
     nd, kernel, strides, dilations = _geometry(node, x, w)
     group = int(node.attr("group", 1))
@@ -132,9 +153,10 @@ def _conv(node, x, w, b):
         x, w = x[:, :, None, :], w[:, :, None, :]
         strides, dilations, begins, nd, squeeze = [1] + strides, [1] + dilations, [0] + begins, 2, True
     if fused:
+        lo, hi = (-np.inf, np.inf) if unclamped else (node.attrs["_lo"], node.attrs["_hi"])
         y = _conv_mod.conv2d_affine(x, w, b, tuple(strides), tuple(begins), tuple(dilations), group, "zeros",
-                                node.attrs["_scale"], node.attrs["_shift"], node.attrs["_lo"], node.attrs["_hi"],
-                                packed=node.attrs.get("_packed"))
+                                    node.attrs["_scale"], node.attrs["_shift"], lo, hi,
+                                    packed=node.attrs.get("_packed"))
     else:
         fn = {1: getattr(F, "conv1d", None), 2: F.conv2d, 3: getattr(F, "conv3d", None)}.get(nd)
         if fn is None:
