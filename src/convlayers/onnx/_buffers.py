@@ -55,8 +55,12 @@ class Pool:
         base = value if value.base is None else value.base
         if self.owned.get(id(base)) is not base:
             return
-        # references: self.owned, ``base`` here, ``value`` (or the view's reference to its base), getrefcount's
-        # argument; the caller passes the value it just took out of the run's environment
+        # The caller passes the value it just took out of the run's environment.  A view: referenced by
+        # ``value`` and getrefcount's argument only (no other name, e.g. an Identity's output, holds it), its
+        # base by self.owned, ``base``, the view and the argument.  The buffer itself: self.owned, ``base``,
+        # ``value`` and the argument.
+        if value is not base and sys.getrefcount(value) > 2:
+            return
         if sys.getrefcount(base) > 4 or self.free_bytes + base.nbytes > MAX_FREE_BYTES:
             return
         del self.owned[id(base)]

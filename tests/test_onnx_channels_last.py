@@ -1,0 +1,207 @@
+"""convlayers.onnx's channels-last mode: the residual fusion, the reused activation buffers, both layouts agreeing."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+torch = pytest.importorskip("torch")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import convlayers.onnx as co  # noqa: E402
+from convlayers.functional._conv_channels_last import is_channels_last  # noqa: E402
+from convlayers.onnx import _buffers  # noqa: E402
+
+from _onnx_nets import NETS, build, export  # noqa: E402
+
+
+def _model(nodes, inits, in_shape, outputs=("y",)):
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _residual_block(conv_first=True, relu=True, c=8, res_shape=None):
+    """x → Conv(3x3)+bias = a; y = Relu(Add(a, r)) where r = Conv(1x1)(x) or a constant of ``res_shape``."""
+    rng = np.random.default_rng(0)
+    inits = {"w1": (rng.standard_normal((c, c, 3, 3)) / 9).astype(np.float32),
+             "b1": rng.standard_normal(c).astype(np.float32),
+             "w2": (rng.standard_normal((c, c, 1, 1)) / 3).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["a"], pads=[1, 1, 1, 1])]
+    if res_shape is None:
+        nodes.append(helper.make_node("Conv", ["x", "w2"], ["r"]))
+    else:
+        inits["r"] = rng.standard_normal(res_shape).astype(np.float32)
+    add_in = ["a", "r"] if conv_first else ["r", "a"]
+    nodes.append(helper.make_node("Add", add_in, ["s" if relu else "y"]))
+    if relu:
+        nodes.append(helper.make_node("Relu", ["s"], ["y"]))
+    return _model(nodes, inits, ("n", c, 9, 9)), inits
+
+
+def _reference(inits, x, relu=True, res_const=False):
+    t = torch.from_numpy
+    a = torch.nn.functional.conv2d(t(x), t(inits["w1"]), t(inits["b1"]), 1, 1)
+    r = t(inits["r"]) if res_const else torch.nn.functional.conv2d(t(x), t(inits["w2"]))
+    s = a + r
+    return (torch.relu(s) if relu else s).numpy()
+
+
+@pytest.mark.parametrize("conv_first", [True, False])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_residual_add_and_relu_fuse_into_the_conv(conv_first, relu, channels_last):
+    proto, inits = _residual_block(conv_first, relu)
+    model = co.load(proto, channels_last=channels_last)
+    fused = [n for n in model.nodes if "Add" in n.attrs.get("_fused", [])]
+    assert len(fused) == 1 and [n.op_type for n in model.nodes] == ["Conv", "Conv"]
+    assert fused[0].attrs["_fused"][-1] == ("Relu" if relu else "Add")
+    x = np.random.default_rng(1).standard_normal((2, 8, 9, 9)).astype(np.float32)
+    want = _reference(inits, x, relu)
+    for _ in range(2):  # the second run takes the prepared plan (and reused buffers)
+        got = model(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        assert got.flags.c_contiguous
+
+
+def test_residual_fusion_keeps_the_graph_in_order():
+    # both Add inputs come from Convs (a ResNet downsample block): the fused one must run after the other
+    proto, inits = _residual_block()
+    model = co.load(proto)
+    order = [n.outputs[0] for n in model.nodes]
+    fused = next(n for n in model.nodes if n.attrs.get("_residual"))
+    assert order.index(fused.inputs[3]) < order.index(fused.outputs[0])
+
+
+@pytest.mark.parametrize("res_shape", [(1, 8, 1, 1), (8, 1, 1), (1, 1, 9, 9)])
+def test_broadcast_residual_takes_the_unfused_sum(res_shape):
+    # ONNX's Add broadcasts; the fused epilogue needs the output's own shape, so the node falls back
+    proto, inits = _residual_block(res_shape=res_shape)
+    model = co.load(proto)
+    x = np.random.default_rng(2).standard_normal((1, 8, 9, 9)).astype(np.float32)
+    want = _reference(inits, x, res_const=True)
+    for _ in range(2):
+        np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_clamped_conv_does_not_take_a_residual():
+    # Conv → Relu → Add: the Relu must come before the sum, which one epilogue cannot do, so the Add stays
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((4, 4, 3, 3)) / 6).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Add", ["b", "x"], ["y"])]
+    model = co.load(_model(nodes, {"w": w}, ("n", 4, 6, 6)))
+    assert [n.op_type for n in model.nodes] == ["Conv", "Add"]
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    t = torch.from_numpy
+    want = (torch.relu(torch.nn.functional.conv2d(t(x), t(w), None, 1, 1)) + t(x)).numpy()
+    np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_outputs_of_one_run_survive_the_next():
+    # buffers are reused between runs: what a run returned (and an intermediate that is also a graph output)
+    # must never be overwritten by a later run
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal((8, 8, 3, 3)) / 9).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w"], ["b"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["b", "w"], ["y"], pads=[1, 1, 1, 1])]
+    model = co.load(_model(nodes, {"w": w}, ("n", 8, 12, 12), outputs=("y", "a")))
+    assert model.channels_last
+    x1, x2 = (rng.standard_normal((2, 8, 12, 12)).astype(np.float32) for _ in range(2))
+    y1, a1 = model.run(None, {"x": x1})
+    saved = y1.copy(), a1.copy()
+    for _ in range(3):
+        model.run(None, {"x": x2})
+    np.testing.assert_array_equal(y1, saved[0])
+    np.testing.assert_array_equal(a1, saved[1])
+    assert not is_channels_last(y1) and y1.flags.c_contiguous
+
+
+def test_a_live_view_keeps_its_buffer():
+    # Flatten of a conv output is a view of that buffer: the conv output's last use must not recycle it
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((8, 8, 1, 1)) / 3).astype(np.float32)
+    w2 = (rng.standard_normal((8, 8, 1, 1)) / 3).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"]), helper.make_node("Identity", ["a"], ["v"]),
+             helper.make_node("Conv", ["x", "w2"], ["c"]), helper.make_node("Add", ["v", "c"], ["y"])]
+    model = co.load(_model(nodes, {"w": w, "w2": w2}, ("n", 8, 5, 5)))
+    x = rng.standard_normal((1, 8, 5, 5)).astype(np.float32)
+    t = torch.from_numpy
+    want = (torch.nn.functional.conv2d(t(x), t(w)) + torch.nn.functional.conv2d(t(x), t(w2))).numpy()
+    for _ in range(3):
+        np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_an_alias_keeps_its_buffer():
+    # an Identity's output is the same array under another name: the first name's last use must not recycle
+    # the buffer while the alias is alive (a later conv of the same shape would write into it)
+    rng = np.random.default_rng(7)
+    w1, w2, w3 = ((rng.standard_normal((8, 8, 1, 1)) / 3).astype(np.float32) for _ in range(3))
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["a"]), helper.make_node("Identity", ["a"], ["v"]),
+             helper.make_node("Conv", ["a", "w2"], ["c"]), helper.make_node("Conv", ["c", "w3"], ["d"]),
+             helper.make_node("Mul", ["v", "d"], ["y"])]
+    model = co.load(_model(nodes, {"w1": w1, "w2": w2, "w3": w3}, ("n", 8, 5, 5)))
+    x = rng.standard_normal((1, 8, 5, 5)).astype(np.float32)
+    t, conv = torch.from_numpy, torch.nn.functional.conv2d
+    a = conv(t(x), t(w1))
+    want = (a * conv(conv(a, t(w2)), t(w3))).numpy()
+    for _ in range(3):
+        np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_pool_release_rules():
+    pool = _buffers.Pool()
+    a = pool.alloc((3, 4), np.float32)
+    env = {"v": a.T}
+    del a
+    pool.release(env.pop("v"))
+    assert sum(map(len, pool.free.values())) == 1          # nothing else saw it: reused
+    b = pool.alloc((3, 4), np.float32)
+    assert not pool.free[((3, 4), "<f4")]                   # handed out again
+    keep = b[1:]
+    env = {"v": b.T}
+    del b
+    pool.release(env.pop("v"))
+    assert sum(map(len, pool.free.values())) == 0          # a live view: kept out
+    assert keep.shape == (2, 4)
+    pool.release(np.zeros(3))                               # not the pool's: ignored
+    assert sum(map(len, pool.free.values())) == 0
+
+
+@pytest.mark.parametrize("name", [n for n in NETS])
+def test_both_layouts_agree_on_the_exported_networks(name):
+    model_t, shape = build(name)
+    data = export(model_t, shape, 17)
+    x = np.random.default_rng(6).standard_normal((2,) + shape[1:]).astype(np.float32)
+    nchw = co.load(data, channels_last=False)(x)
+    cl_model = co.load(data, channels_last=True)
+    np.testing.assert_allclose(cl_model(x), nchw, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(cl_model(x), nchw, rtol=1e-4, atol=1e-4)  # the planned second run
+
+
+def test_threads_share_a_channels_last_model():
+    proto, inits = _residual_block()
+    model = co.load(proto)
+    xs = [np.random.default_rng(10 + i).standard_normal((2, 8, 9, 9)).astype(np.float32) for i in range(4)]
+    want = [_reference(inits, x) for x in xs]
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                np.testing.assert_allclose(model(xs[i]), want[i], rtol=1e-5, atol=1e-5)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
