@@ -200,6 +200,10 @@ def prepack(nodes, constants):
         if node.op_type == "Gemm" and len(node.inputs) > 1 and node.inputs[1] in constants \
                 and not int(node.attr("transB", 0)) and constants[node.inputs[1]].ndim == 2:
             node.attrs["_bt"] = np.ascontiguousarray(constants[node.inputs[1]].T)
+        if node.op_type == "Gemm" and len(node.inputs) > 1 and node.inputs[1] in constants \
+                and constants[node.inputs[1]].ndim == 2 \
+                and (len(node.inputs) < 3 or not node.inputs[2] or node.inputs[2] in constants):
+            node.attrs["_prepared"] = ""  # ops.linalg.gemm packs the constant weight for the fused kernel once
     return nodes
 
 

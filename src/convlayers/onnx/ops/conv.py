@@ -84,7 +84,10 @@ def conv(node, x, w, b=None, res=None):
     plans = node.attrs.get("_plans")
     residual = res is not None
     key = (x.shape, x.dtype.str, w.shape, b is None, residual)
-    run = plans.get(key) if plans is not None and _channels_last.is_channels_last(x) else None
+    # a C-ordered (N, C, 1, 1) input has channels-last memory too
+    nhwc = plans is not None and (_channels_last.is_channels_last(x) or (
+        x.ndim == 4 and x.shape[2] * x.shape[3] == 1 and x.flags.c_contiguous))
+    run = plans.get(key) if nhwc else None
     if run is not None:
         y = run(x, _buffers.current_alloc(), res) if residual else run(x, _buffers.current_alloc())
         if y is not None:
@@ -94,7 +97,7 @@ def conv(node, x, w, b=None, res=None):
         y = _add_clamp(node, y, res)
     else:
         y = _conv(node, x, w, b)
-    if plans is not None and key not in plans and _channels_last.is_channels_last(x):
+    if nhwc and key not in plans:
         plans[key] = _plan(node, x, w, b, residual)
     return y
 

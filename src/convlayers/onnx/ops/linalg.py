@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import functional as F
-from ...functional import _threads
+from ...functional import _prepared_linear, _threads
 from ._registry import int_list, register
 
 
@@ -35,6 +35,14 @@ def gemm(node, a, b, c=None):
         b, tb = node.attrs["_bt"], 1 - tb
     if ta == 0 and tb == 1 and alpha == 1.0 and beta == 1.0 and a.dtype.kind == "f" \
             and (c is None or c.ndim == 1 and c.shape[0] == b.shape[0]):
+        if "_prepared" in node.attrs and c is node.attrs.get("_c_seen", c):
+            run = node.attrs["_prepared"]
+            if run == "":  # first call: pack the constant weight (and bias) once for the fused kernel
+                run = node.attrs["_prepared"] = _prepared_linear.prepare(b, c) or None
+                node.attrs["_c_seen"] = c
+            y = run(a) if run is not None else None
+            if y is not None:
+                return y
         return F.linear(a, b, c)
     y = _matmul(a.T if ta else a, b.T if tb else b)
     if alpha != 1.0:
