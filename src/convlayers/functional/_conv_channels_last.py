@@ -228,6 +228,44 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_hw):
     return run
 
 
+def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epilogue2, packed, packed2,
+                             residual=False):
+    """A float32 depthwise convolution followed by a 1×1 one, fused (``_kernels.conv_nhwc.depthwise_pointwise``).
+
+    ``w`` (C, 1, kh, kw) with ``epilogue``; ``w2`` (C_out, C, 1, 1) with
+    ``epilogue2`` (and the optional residual, as :func:`plan`).  Returns
+    ``run(x, alloc=np.empty, res=None)`` → the channels-last output or None,
+    or None when the pair has no fused path.  The sums are those of the two
+    layers apart; what goes is the round trip of the wide depthwise output
+    through memory, and a layer's launch.
+    """
+    n, c, h, wd = shape
+    cout = w2.shape[0]
+    if w.shape[:2] != (c, 1) or w2.shape[1:] != (c, 1, 1) or w.dtype != np.float32 or w2.dtype != np.float32:
+        return None
+    kh, kw = w.shape[2:]
+    ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)))
+    panels = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, c).T))
+    alpha2, beta2 = _gemm.pad_columns(epilogue2[0], cout), _gemm.pad_columns(epilogue2[1], cout)
+    lo2, hi2 = np.float32(epilogue2[2]), np.float32(epilogue2[3])
+    ep1 = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
+           np.float32(epilogue[3]))
+    kernel = _k.depthwise_pointwise.for_work(n * ho * wo * c * (kh * kw + cout), _parallel_min_macs())
+    args = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1]) + ep1 + (panels, alpha2, beta2,
+                                                                                            lo2, hi2)
+    out_shape = (n, ho, wo, cout)
+
+    def run(x, alloc=np.empty, res=None):
+        if not _residual_fits(res, out_shape):
+            return None
+        out = alloc(out_shape, np.float32)
+        return _result(out, kernel(x.transpose(0, 2, 3, 1), *args, out,
+                                   None if res is None else res.transpose(0, 2, 3, 1)))
+    return run
+
+
 def _residual_fits(res, out_shape):
     """No residual, or a channels-last one of the (N, Ho, Wo, C) output's shape and dtype."""
     if res is None:

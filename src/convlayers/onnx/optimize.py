@@ -19,6 +19,8 @@ ordered node list:
   another value becomes that Conv's fourth input, added in its epilogue
   before the clamp (so a following Relu fuses too): a residual block's
   Conv → Add → Relu is one pass over the output;
+* **depthwise → 1×1** — a depthwise Conv read only by a 1×1 Conv runs
+  inside it, a row of its output at a time (MobileNet's blocks);
 * **pre-packing** — weights made contiguous in the compute dtype once, and a
   Gemm's ``B`` stored transposed when that turns it into ``F.linear``'s
   ``x·Wᵀ`` form.
@@ -207,6 +209,44 @@ def prepack(nodes, constants):
     return nodes
 
 
+def fuse_depthwise_pointwise(nodes, constants, outputs):
+    """A depthwise Conv whose only reader is a 1×1 Conv runs inside it (``_pre``: the depthwise node).
+
+    The pair then computes each row of the wide depthwise output into a buffer
+    and projects it at once (``_conv_channels_last.plan_depthwise_pointwise``);
+    the 1×1 node keeps the depthwise node, weight and bias to run them apart
+    when the fused path does not apply.  Runs after :func:`prepack` (both
+    nodes have their ``_packed`` caches).
+    """
+    readers = _consumers(nodes, outputs)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.outputs}
+    drop = set()
+    for j, pw in enumerate(nodes):
+        if pw.op_type != "Conv" or "_packed" not in pw.attrs or "_pre" in pw.attrs or not pw.inputs \
+                or pw.inputs[0] not in producer:
+            continue
+        w2 = constants.get(pw.inputs[1])
+        strides = [int(v) for v in (pw.attr("strides") or [1, 1])]
+        pads = [int(v) for v in (pw.attr("pads") or [0])]
+        if w2 is None or w2.ndim != 4 or w2.shape[2:] != (1, 1) or int(pw.attr("group", 1)) != 1 \
+                or any(v != 1 for v in strides) or any(pads) \
+                or (pw.attr("auto_pad", "NOTSET") or "NOTSET") not in ("NOTSET", "VALID"):
+            continue
+        i = producer[pw.inputs[0]]
+        dw = nodes[i]
+        w = constants.get(dw.inputs[1]) if dw.op_type == "Conv" and len(dw.inputs) > 1 else None
+        if w is None or w.ndim != 4 or w.shape[1] != 1 or w.shape[0] < 2 or int(dw.attr("group", 1)) != w.shape[0] \
+                or w.shape[0] != w2.shape[1] or "_packed" not in dw.attrs or dw.attrs.get("_residual") \
+                or readers.get(pw.inputs[0]) != [j] or i in drop:
+            continue
+        pw.attrs["_pre"] = dw
+        pw.attrs["_pre_w"] = w
+        pw.attrs["_pre_b"] = constants.get(dw.inputs[2]) if len(dw.inputs) > 2 and dw.inputs[2] else None
+        pw.inputs = [dw.inputs[0]] + list(pw.inputs[1:])
+        drop.add(i)
+    return [node for k, node in enumerate(nodes) if k not in drop]
+
+
 def prune(nodes, outputs):
     """Drop the nodes no graph output depends on."""
     needed = set(outputs)
@@ -225,4 +265,5 @@ def optimize(nodes, constants, outputs, level=1):
     nodes = fold_constants(nodes, constants)
     nodes = fuse(nodes, constants, outputs)
     nodes = prepack(nodes, constants)
+    nodes = fuse_depthwise_pointwise(nodes, constants, outputs)
     return prune(nodes, outputs)

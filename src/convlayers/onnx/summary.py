@@ -118,6 +118,15 @@ def summary(model, input_shapes=None):
     rows = []
 
     def trace(node, args, outputs):
+        pre = node.attrs.get("_pre")
+        if pre is not None and outputs:  # a depthwise Conv fused into this 1x1 one: its own row first
+            w = node.attrs["_pre_w"]
+            b = node.attrs["_pre_b"]
+            y = np.shape(outputs[0])
+            shape = (y[0], w.shape[0]) + tuple(y[2:])
+            rows.append(LayerRow(pre.label(), "+".join(["Conv"] + list(pre.attrs.get("_fused", ()))), shape,
+                                 int(w.size) + (0 if b is None else int(b.size)),
+                                 int(np.prod(shape)) * int(np.prod(w.shape[1:]))))
         params = sum(int(constants[n].size) for n in node.inputs if n in constants and constants[n].dtype.kind == "f")
         for key in ("_scale", "_shift"):  # a folded batch norm's four vectors
             if key in node.attrs and "BatchNormalization" in node.attrs.get("_fused", ()):

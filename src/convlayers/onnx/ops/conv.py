@@ -81,6 +81,14 @@ def conv(node, x, w, b=None, res=None):
     if x.ndim < 3 or w.ndim != x.ndim:
         raise ValueError(f"Conv {node.label()!r}: input and weight must have the same rank >= 3, "
                          f"got {x.shape} and {w.shape}")
+    pre = node.attrs.get("_pre")
+    if pre is not None:
+        return _depthwise_pointwise(node, pre, x, w, b, res)
+    return _single(node, x, w, b, res)
+
+
+def _single(node, x, w, b, res):
+    """A Conv node by itself: its prepared channels-last plan, else the functional convolution."""
     plans = node.attrs.get("_plans")
     residual = res is not None
     key = (x.shape, x.dtype.str, w.shape, b is None, residual)
@@ -100,6 +108,50 @@ def conv(node, x, w, b=None, res=None):
     if nhwc and key not in plans:
         plans[key] = _plan(node, x, w, b, residual)
     return y
+
+
+def _depthwise_pointwise(node, pre, x, w, b, res):
+    """A 1×1 Conv with the depthwise Conv before it fused in (``optimize.fuse_depthwise_pointwise``)."""
+    plans = node.attrs["_plans"]
+    key = ("pre", x.shape, x.dtype.str, b is None, res is not None)
+    run = plans.get(key) if _channels_last.is_channels_last(x) else None
+    if run is not None:
+        y = run(x, _buffers.current_alloc(), res)
+        if y is not None:
+            return y
+    elif key not in plans and _channels_last.is_channels_last(x) and x.dtype == np.float32 \
+            and w.dtype == np.float32 and pre.attrs.get("_packed") is not None:
+        plans[key] = _plan_pair(node, pre, x, w, b, res is not None)
+        if plans[key] is not None:
+            return _depthwise_pointwise(node, pre, x, w, b, res)
+    # apart: the depthwise node, then this one without it
+    t = conv(pre, x, node.attrs["_pre_w"], node.attrs["_pre_b"])
+    return _single(node, t, w, b, res)
+
+
+def _plan_pair(node, pre, x, w, b, residual):
+    """The fused plan of a depthwise → 1×1 pair for inputs like ``x``, or None."""
+    wd = node.attrs["_pre_w"]
+    nd, kernel, strides, dilations = _geometry(pre, x, wd)
+    pads = resolve_pads(pre, x.shape[2:], kernel, strides, dilations)
+    if pads[:2] != pads[2:] or nd != 2 or wd.dtype != x.dtype:
+        return None
+    return _channels_last.plan_depthwise_pointwise(
+        x.shape, wd, tuple(strides), (pads[0], pads[2], pads[1], pads[3]), tuple(dilations),
+        _epilogue(pre, node.attrs["_pre_b"], x.dtype, wd.shape[0]), w, _epilogue(node, b, x.dtype, w.shape[0]),
+        pre.attrs["_packed"], node.attrs["_packed"], residual)
+
+
+def _epilogue(node, b, dtype, cout):
+    """The (scale, shift, lo, hi) a node's Conv output is mapped through, its bias folded into the shift."""
+    if "_scale" in node.attrs:
+        scale = np.asarray(node.attrs["_scale"], dtype=dtype)
+        shift = np.asarray(node.attrs["_shift"], dtype=dtype)
+        if b is not None:
+            shift = shift + b.astype(dtype) * scale
+        return scale, shift, dtype.type(node.attrs["_lo"]), dtype.type(node.attrs["_hi"])
+    beta = np.zeros(cout, dtype) if b is None else b.astype(dtype)
+    return np.ones(cout, dtype), beta, dtype.type(-np.inf), dtype.type(np.inf)
 
 
 def _add_clamp(node, y, res):
@@ -126,16 +178,7 @@ def _plan(node, x, w, b, residual=False):
     if pads[:2] != pads[2:]:
         return None
     dtype = x.dtype
-    cout = w.shape[0]
-    if "_scale" in node.attrs:
-        scale = np.asarray(node.attrs["_scale"], dtype=dtype)
-        shift = np.asarray(node.attrs["_shift"], dtype=dtype)
-        if b is not None:
-            shift = shift + b.astype(dtype) * scale
-        epilogue = (scale, shift, dtype.type(node.attrs["_lo"]), dtype.type(node.attrs["_hi"]))
-    else:
-        beta = np.zeros(cout, dtype) if b is None else b.astype(dtype)
-        epilogue = (np.ones(cout, dtype), beta, dtype.type(-np.inf), dtype.type(np.inf))
+    epilogue = _epilogue(node, b, dtype, w.shape[0])
     return _channels_last.plan(x.shape, dtype, w, tuple(strides), (pads[0], pads[2], pads[1], pads[3]),
                                tuple(dilations), int(node.attr("group", 1)), epilogue, node.attrs["_packed"],
                                residual)
