@@ -205,3 +205,65 @@ def test_threads_share_a_channels_last_model():
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def _dw_pw_block(stride=1, residual=False, c=16, cout=16, act=True):
+    """x → depthwise 3x3 (+bias, ReLU6) → 1x1 (+bias) [+ x] : MobileNetV2's second half of a block."""
+    rng = np.random.default_rng(8)
+    inits = {"wd": (rng.standard_normal((c, 1, 3, 3)) / 3).astype(np.float32),
+             "bd": rng.standard_normal(c).astype(np.float32),
+             "wp": (rng.standard_normal((cout, c, 1, 1)) / 4).astype(np.float32),
+             "bp": rng.standard_normal(cout).astype(np.float32),
+             "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "wd", "bd"], ["d"], pads=[1, 1, 1, 1], strides=[stride, stride],
+                              group=c)]
+    if act:
+        nodes.append(helper.make_node("Clip", ["d", "lo", "hi"], ["da"]))
+    nodes.append(helper.make_node("Conv", ["da" if act else "d", "wp", "bp"], ["p" if residual else "y"]))
+    if residual:
+        nodes.append(helper.make_node("Add", ["p", "x"], ["y"]))
+    return _model(nodes, inits, ("n", c, 10, 10)), inits
+
+
+def _dw_pw_reference(inits, x, stride=1, residual=False, act=True):
+    t = torch.from_numpy
+    d = torch.nn.functional.conv2d(t(x), t(inits["wd"]), t(inits["bd"]), stride, 1, groups=x.shape[1])
+    d = torch.clamp(d, 0, 6) if act else d
+    y = torch.nn.functional.conv2d(d, t(inits["wp"]), t(inits["bp"]))
+    return (y + t(x) if residual else y).numpy()
+
+
+@pytest.mark.parametrize("stride, residual, act", [(1, False, True), (2, False, True), (1, True, True),
+                                                   (1, False, False)])
+def test_depthwise_then_pointwise_run_as_one_node(stride, residual, act):
+    proto, inits = _dw_pw_block(stride, residual, act=act)
+    model = co.load(proto)
+    (node,) = model.nodes
+    assert node.attrs["_pre"].op_type == "Conv" and node.attrs.get("_residual", False) == residual
+    x = np.random.default_rng(9).standard_normal((2, 16, 10, 10)).astype(np.float32)
+    want = _dw_pw_reference(inits, x, stride, residual, act)
+    apart = co.load(proto, channels_last=False)(x)   # the same graph, NCHW: the pair runs apart
+    for _ in range(2):
+        got = model(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, apart, rtol=1e-6, atol=1e-6)
+    assert any(k[0] == "pre" and v is not None for k, v in node.attrs["_plans"].items())
+
+
+def test_depthwise_pointwise_with_a_nan_matches_the_unfused_graph():
+    proto, inits = _dw_pw_block(act=False)
+    x = np.random.default_rng(11).standard_normal((1, 16, 10, 10)).astype(np.float32)
+    x[0, 3, 4, 4] = np.nan
+    x[0, 5, 0, 0] = np.inf
+    fused, apart = co.load(proto)(x), co.load(proto, channels_last=False, optimize_level=0)(x)
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(apart))
+    np.testing.assert_allclose(np.nan_to_num(fused), np.nan_to_num(apart), rtol=1e-5, atol=1e-5)
+
+
+def test_summary_counts_the_fused_depthwise_layer():
+    from convlayers.onnx.summary import summary
+    proto, inits = _dw_pw_block()
+    fused = summary(co.load(proto), {"x": (1, 16, 10, 10)})
+    plain = summary(co.load(proto, optimize_level=0), {"x": (1, 16, 10, 10)})
+    assert fused.total_macs == plain.total_macs == 16 * 100 * 9 + 16 * 16 * 100
+    assert len(fused.rows) == 2
