@@ -23,7 +23,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from . import njit, parallel_kernel
-from ._ir import VW, Emitter
+from ._ir import Emitter, lanes_of
 from .gemm import _block as _gemm_block
 
 
@@ -45,7 +45,7 @@ def _dw3x3_run(typingctx, x, x_off, step, rofs, cofs, w, w_off, wstride, out, o_
 
     def codegen(context, builder, signature, args):
         from numba.core import cgutils
-        e = Emitter(context, builder, signature, args)
+        e = Emitter(context, builder, signature, args, signature.args[0].dtype)
         _, x_off, step, rofs, cofs, _, w_off, wstride, _, o_off, ostep, count, _, _, ab_off, lo, hi, nvalid = args
         xp, wp, op, alp, bep = e.data(0), e.data(5), e.data(8), e.data(12), e.data(13)
         add, mul, const = builder.add, builder.mul, e.const
@@ -67,6 +67,17 @@ def _dw3x3_run(typingctx, x, x_off, step, rofs, cofs, w, w_off, wstride, out, o_
         return builder.load(nans)
 
     return sig, codegen
+
+
+@intrinsic
+def _lanes(typingctx, x):
+    """The vector lanes of ``x``'s float type, a compile-time constant (16 float32 with AVX-512, 8 float64)."""
+    n = lanes_of(x.dtype)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.intp, n)
+
+    return types.intp(x), codegen
 
 
 @njit(cache=True, inline="always")
@@ -125,9 +136,10 @@ def _row(x, w, n, ho, pt, pl, sh, sw, dh, dw, orow, alpha, beta, lo, hi):
     if qb > qa:
         xf, wf, of = x.ravel(), w.ravel(), orow.ravel()
         x0 = ((n * h + r0) * wd + qa * sw - pl) * c_n
-        for c0 in range(0, c_n, VW):
+        lanes = _lanes(xf)
+        for c0 in range(0, c_n, lanes):
             nans += _dw3x3_run(xf, x0 + c0, sw * c_n, dh * wd * c_n, dw * c_n, wf, c0, c_n, of, qa * c_n + c0, c_n,
-                               qb - qa, alpha, beta, c0, lo, hi, min(VW, c_n - c0))
+                               qb - qa, alpha, beta, c0, lo, hi, min(lanes, c_n - c0))
     for wo in range(wo_n):
         if qa <= wo < qb:
             continue

@@ -34,7 +34,7 @@ from numba.extending import intrinsic
 from llvmlite import ir
 
 from . import njit, parallel_kernel
-from ._ir import VEC, VW, Emitter
+from ._ir import VW, Emitter
 
 MR = 6  # rows of a per tile
 NV = 2  # vectors of columns per tile
@@ -68,7 +68,7 @@ def _microkernel(mr, residual):
             rp = e.data(21) if residual else None
             add, mul, const = builder.add, builder.mul, e.const
             # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
-            accs = [[cgutils.alloca_once_value(builder, ir.Constant(VEC, [0.0] * VW)) for _ in range(NV)]
+            accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(NV)]
                     for _ in range(mr)]
             with cgutils.for_range(builder, segs) as seg:
                 seg_a = mul(seg.index, seg_stride)

@@ -75,7 +75,7 @@ def to_channels_last(x):
     if x.ndim != 4:
         raise ValueError(f"to_channels_last: x must be 4-D (N, C, H, W), got shape {x.shape}")
     n, c, h, w = x.shape
-    if not x.flags.c_contiguous or x.size < _MIN_BLOCKED_COPY or x.dtype.kind not in "fiu":
+    if not x.flags.c_contiguous or not _blocked_dtype(x.dtype):
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     out = np.empty((n, h, w, c), dtype=x.dtype)
     _transpose(x.reshape(n, c, h * w), out.reshape(n, h * w, c))
@@ -93,7 +93,7 @@ def from_channels_last(x):
     >>> bool(y.flags.c_contiguous and (y == x).all())
     True
     """
-    if not is_channels_last(x) or x.size < _MIN_BLOCKED_COPY or x.dtype.kind not in "fiu":
+    if not is_channels_last(x) or not _blocked_dtype(x.dtype):
         return np.ascontiguousarray(x)
     n, c, h, w = x.shape
     out = np.empty(x.shape, dtype=x.dtype)
@@ -101,7 +101,15 @@ def from_channels_last(x):
     return out
 
 
+def _blocked_dtype(dtype):
+    """Whether the blocked copy takes ``dtype``: native-order integers and float32/float64 (numba's types)."""
+    return dtype.isnative and (dtype.kind in "iu" or dtype in (np.float32, np.float64))
+
+
 def _transpose(a, out):
+    if a.size < _MIN_BLOCKED_COPY:  # NumPy's copy is as fast here
+        out[...] = a.transpose(0, 2, 1)
+        return
     _layout_k.transpose_batched.for_work(a.size)(a, out)
 
 

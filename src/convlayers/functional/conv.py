@@ -686,7 +686,7 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
            [2., 5., 5., 2.],
            [0., 2., 2., 0.]])
     """
-    from .convolution import explicit_padding  # the public module imports this one
+    from .convolution import explicit_padding, keep_layout  # the public module imports this one
 
     x4, w, b, unbatched, stride, pads, dilation, groups, mode, dtype, _ = conv_args(
         "conv2d", 2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
@@ -697,8 +697,9 @@ def conv2d_affine(input, weight, bias, stride, padding, dilation, groups, paddin
                          f"got {scale.shape} and {shift.shape}")
     if b is not None:
         shift = shift + b.astype(dtype) * scale
-    x4 = x4.astype(dtype, copy=False)
-    x4, pads = explicit_padding(x4, pads, mode)
+    given = x4.astype(dtype, copy=False)
+    x4, pads = explicit_padding(given, pads, mode)
     epilogue = (scale, shift, dtype.type(lo), dtype.type(hi))
     out = _forward_core(x4, w.astype(dtype, copy=False), stride, pads, dilation, groups, epilogue, packed)
+    out = keep_layout(given, x4, out)
     return out[0] if unbatched else out

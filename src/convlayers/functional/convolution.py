@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._dispatch import tensor_aware
+from . import _conv_channels_last as _cl
 from . import _conv_nd as _core
 from ._conv_args import conv_args, torch_pad_order, transpose_args
 from ._validate import as_array
@@ -41,7 +42,16 @@ def _conv(nd, input, weight, bias, stride, padding, dilation, groups, padding_mo
     out = _core.forward(x, c.w.astype(c.dtype, copy=False), c.stride, pads, c.dilation, c.groups)
     if c.b is not None:
         out += _bias_view(c.b, c.dtype, nd)
+    out = keep_layout(c.x, x, out)
     return out[0] if c.unbatched else out
+
+
+def keep_layout(given, padded, out):
+    """A channels-last input padded into a C-ordered array (a non-zero ``padding_mode``) still gives a
+    channels-last output, as in PyTorch."""
+    if padded is not given and _cl.is_channels_last(given) and not _cl.is_channels_last(out) and out.ndim == 4:
+        return _cl.to_channels_last(out)
+    return out
 
 
 def _conv_backward(nd, grad_output, input, weight, stride, padding, dilation, groups, padding_mode, output_mask):
