@@ -77,9 +77,24 @@ def transpose_batched(a, out):
 
     The NCHW ↔ channels-last conversions: NumPy's copy of the transposed view
     took 5.3 ms for a 64×112×112 float32 image (in a resnet18 run, 2-core
-    Intel Xeon VM), a row stride per element read.
+    Intel Xeon VM), a row stride per element read.  A few rows (an RGB
+    image's three channels) run as runs of 256 columns instead, each row read
+    along and written with the small stride: 3×224×224 0.13 -> 0.05 ms.
     """
     bn, m, n = a.shape
+    if m < 16:
+        nb = (n + 255) // 256
+        for t in prange(bn * nb):
+            b = t // nb
+            j0 = (t % nb) * 256
+            j1 = min(n, j0 + 256)
+            src = a[b]
+            dst = out[b]
+            for i in range(m):
+                row = src[i]
+                for j in range(j0, j1):
+                    dst[j, i] = row[j]
+        return
     mb = (m + _BLOCK - 1) // _BLOCK
     for t in prange(bn * mb):
         b = t // mb
