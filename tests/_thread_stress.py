@@ -29,6 +29,7 @@ from convlayers.functional import resample as _resample
 from convlayers import _kernels, filters
 from convlayers._kernels import KernelPair
 from convlayers.functional import _threads
+from convlayers.functional import _conv_channels_last as _cl
 
 threads, seconds = int(sys.argv[1]), float(sys.argv[2])
 
@@ -64,6 +65,14 @@ x5 = rng.standard_normal((2, 4, 8, 12, 12))
 samples = rng.random((4, 8, 2))
 x16, w16 = rng.standard_normal((3, 16, 22, 22)), rng.standard_normal((16, 16, 3, 3))  # Winograd-sized
 x16_one = rng.standard_normal((1, 16, 40, 38))  # one sample: the workers split its tile rows
+
+
+x_cl = _cl.to_channels_last(x)                      # a channels-last batch (the layout copy's kernel)
+x32_cl = _cl.to_channels_last(x.astype(np.float32))
+w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
+w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
+ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
+dw_pw = _cl.plan_depthwise_pointwise(x32_cl.shape, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1), ep32, w_pw32, ep32, {}, {})
 
 
 def bn_train():
@@ -120,6 +129,15 @@ OPS = {
     "avg_pool3d": lambda: F.avg_pool3d(x5, 3, 2, 1),
     "max_unpool2d": lambda: F.max_unpool2d(pooled, idx, 2),
     "max_unpool backward": lambda: _pooling_sized.max_unpool_backward(np.ones((4, 8, 24, 24)), idx),
+    "to channels-last": lambda: _cl.to_channels_last(x),
+    "from channels-last": lambda: _cl.from_channels_last(x_cl),
+    "channels-last depthwise": lambda: F.conv2d(x_cl, w_dw, padding=1, groups=8),
+    "channels-last 1x1 float64": lambda: F.conv2d(x_cl, w3[:, :, :1, :1]),
+    "channels-last 1x1": lambda: F.conv2d(x32_cl, w_pw32),
+    "channels-last 3x3": lambda: F.conv2d(x32_cl, w3_32, padding=1),
+    "channels-last 3x3 dilated": lambda: F.conv2d(x32_cl, w3_32, padding=2, dilation=(1, 2)),
+    "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
+    "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),
 }

@@ -166,15 +166,16 @@ def depthwise_nhwc(x, w, pt, pl, sh, sw, dh, dw, out, alpha, beta, lo, hi):
     return nans
 
 
-@parallel_kernel()
+@njit(cache=True, nogil=True)
 def affine_clamp_pixels(y, alpha, beta, lo, hi):
     """In place on (P, C) ``y``: ``y[p, c] = clamp(y[p, c]·alpha[c] + beta[c], lo, hi)``; the NaN count.
 
     The channels-last form of ``norm.affine_clamp``, for a matrix product's
-    output tile (pixels by channels) while it is still in cache.
+    output tile (pixels by channels) while it is still in cache; serial (each
+    worker thread maps its own tiles).
     """
     nans = 0
-    for p in prange(y.shape[0]):
+    for p in range(y.shape[0]):
         nans += _finish(y[p], alpha, beta, lo, hi)
     return nans
 

@@ -357,7 +357,7 @@ def _blas_products(wt, pixels, cout, dtype, epilogue, macs, samples, k_cols, ali
         def job(part, own_threads):
             matmul = _threads.blas_matmul if own_threads else np.matmul
             buf = _threads.scratch("cols", tile * k_cols, dtype) if k_cols else None
-            finish = _k.affine_clamp_pixels.serial
+            finish = _k.affine_clamp_pixels
             nans = 0
             for p0, p1 in part:
                 dst = out2[p0:p1]
