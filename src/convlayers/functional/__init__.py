@@ -15,6 +15,7 @@ from .convolution import conv2d, conv2d_backward, conv_transpose2d, conv_transpo
 from .convolution import (conv1d, conv1d_backward, conv3d, conv3d_backward, conv_transpose1d,
                           conv_transpose1d_backward, conv_transpose3d, conv_transpose3d_backward)
 from .linear import linear
+from ._conv_channels_last import from_channels_last, is_channels_last, to_channels_last
 from .norm import batch_norm
 from .normalization import group_norm, instance_norm, layer_norm, local_response_norm, normalize, rms_norm
 from .resample import interpolate, upsample, upsample_bilinear, upsample_nearest
@@ -39,6 +40,7 @@ from .loss_pointwise import *  # noqa: F401,F403  (binary_cross_entropy(_with_lo
 __all__ = [
     "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
     "pad", "batch_norm", "relu", "relu6", "linear", "conv_output_size",
+    "to_channels_last", "from_channels_last", "is_channels_last",
     "conv2d_backward", "conv_transpose2d_backward", "max_pool2d_backward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_backward", "pad_backward", "relu_backward", "relu6_backward",
     "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward", "conv3d_backward",
