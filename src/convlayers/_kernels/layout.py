@@ -96,15 +96,8 @@ def transpose_batched(a, out):
                     dst[j, i] = row[j]
         return
     mb = (m + _BLOCK - 1) // _BLOCK
-    for t in prange(bn * mb):
+    for t in prange(bn * mb):  # a task per sample and band of 32 rows, each band by :func:`transpose2d`
         b = t // mb
         i0 = (t % mb) * _BLOCK
         i1 = min(m, i0 + _BLOCK)
-        src = a[b]
-        dst = out[b]
-        for j0 in range(0, n, _BLOCK):
-            j1 = min(n, j0 + _BLOCK)
-            for j in range(j0, j1):
-                orow = dst[j]
-                for i in range(i0, i1):
-                    orow[i] = src[i, j]
+        transpose2d(a[b, i0:i1], out[b, :, i0:i1])
