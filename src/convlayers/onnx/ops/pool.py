@@ -161,7 +161,9 @@ def global_average_pool(node, x):
         # channels-last (the runner's mode): a sum over the pixel rows of its NHWC memory, no layout copy
         n, c, h, w = x.shape
         rows = x.transpose(0, 2, 3, 1).reshape(n, h * w, c)
-        acc = np.float64 if x.dtype.itemsize < 8 else x.dtype
+        # float32 sums for small planes (8x1280x7x7: 0.08 ms, against 0.24 ms widening to float64), float64
+        # above a thousand terms, where a float32 running sum would drift
+        acc = np.float64 if x.dtype.itemsize < 8 and h * w > 1024 else x.dtype
         return (rows.sum(axis=1, dtype=acc) / (h * w)).astype(x.dtype).reshape(n, c, 1, 1)
     return _global(F.adaptive_avg_pool2d, x)
 
