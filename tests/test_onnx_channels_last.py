@@ -267,3 +267,65 @@ def test_summary_counts_the_fused_depthwise_layer():
     plain = summary(co.load(proto, optimize_level=0), {"x": (1, 16, 10, 10)})
     assert fused.total_macs == plain.total_macs == 16 * 100 * 9 + 16 * 16 * 100
     assert len(fused.rows) == 2
+
+
+def _expand_block(stride=2, c=8, ce=24, cout=12, h=11, residual_graph=False):
+    """x → 1x1 expansion (+bias, ReLU6) → depthwise 3x3 stride s (+bias, ReLU6) → 1x1 projection (+bias)."""
+    rng = np.random.default_rng(12)
+    inits = {"we": (rng.standard_normal((ce, c, 1, 1)) / 3).astype(np.float32),
+             "be": rng.standard_normal(ce).astype(np.float32),
+             "wd": (rng.standard_normal((ce, 1, 3, 3)) / 3).astype(np.float32),
+             "bd": rng.standard_normal(ce).astype(np.float32),
+             "wp": (rng.standard_normal((cout, ce, 1, 1)) / 5).astype(np.float32),
+             "bp": rng.standard_normal(cout).astype(np.float32),
+             "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "we", "be"], ["e"]),
+             helper.make_node("Clip", ["e", "lo", "hi"], ["ea"]),
+             helper.make_node("Conv", ["ea", "wd", "bd"], ["d"], pads=[1, 1, 1, 1], strides=[stride, stride],
+                              group=ce),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["da"]),
+             helper.make_node("Conv", ["da", "wp", "bp"], ["y"])]
+    return _model(nodes, inits, ("n", c, h, h)), inits
+
+
+def _expand_reference(inits, x, stride):
+    t = torch.from_numpy
+    e = torch.clamp(torch.nn.functional.conv2d(t(x), t(inits["we"]), t(inits["be"])), 0, 6)
+    d = torch.clamp(torch.nn.functional.conv2d(e, t(inits["wd"]), t(inits["bd"]), stride, 1, groups=e.shape[1]),
+                    0, 6)
+    return torch.nn.functional.conv2d(d, t(inits["wp"]), t(inits["bp"])).numpy()
+
+
+@pytest.mark.parametrize("h", [11, 12, 2, 1])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_expansion_depthwise_projection_run_as_one_node(h, batch):
+    proto, inits = _expand_block(h=h)
+    model = co.load(proto)
+    (node,) = model.nodes
+    assert node.attrs["_pre0"].op_type == "Conv" and node.attrs["_pre"].op_type == "Conv"
+    x = np.random.default_rng(13).standard_normal((batch, 8, h, h)).astype(np.float32)
+    want = _expand_reference(inits, x, 2)
+    apart = co.load(proto, channels_last=False)(x)
+    for _ in range(2):
+        got = model(x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, apart, rtol=1e-6, atol=1e-6)
+    if h > 1:
+        assert any(k[0] == "pre0" and v is not None for k, v in node.attrs["_plans"].items())
+
+
+def test_stride_one_expansion_stays_apart():
+    # at stride 1 the bands would recompute two expanded rows in every band: the expansion is not fused in
+    proto, inits = _expand_block(stride=1)
+    model = co.load(proto)
+    assert [n.op_type for n in model.nodes] == ["Conv", "Conv"] and "_pre0" not in model.nodes[1].attrs
+    x = np.random.default_rng(14).standard_normal((2, 8, 11, 11)).astype(np.float32)
+    np.testing.assert_allclose(model(x), _expand_reference(inits, x, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_summary_counts_the_fused_expansion():
+    from convlayers.onnx.summary import summary
+    proto, _ = _expand_block(h=12)
+    fused = summary(co.load(proto), {"x": (1, 8, 12, 12)})
+    plain = summary(co.load(proto, optimize_level=0), {"x": (1, 8, 12, 12)})
+    assert fused.total_macs == plain.total_macs and len(fused.rows) == 3

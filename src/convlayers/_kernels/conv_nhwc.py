@@ -315,3 +315,62 @@ def depthwise_pointwise(x, w, pt, pl, sh, sw, dh, dw, alpha, beta, lo, hi, panel
             nans += _gemm_block(buf.ravel(), k, bf, cf, n_out, 0, wo_n, panel, alpha2, beta2, lo2, hi2, False, 1, 1, 1,
                                 1, 1, 1, 1, 1, 1, 1, rf, with_res)
     return nans
+
+
+@parallel_kernel()
+def expand_depthwise_pointwise(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh, dw, alpha, beta, lo, hi,
+                               panels2, alpha2, beta2, lo2, hi2, out, res, band):
+    """A 1×1 expansion, the depthwise convolution after it and the 1×1 projection after that, a band of
+    ``band`` output rows per task; the NaN count.
+
+    Each task expands just the input rows its band's windows read (``panels1``,
+    epilogue ``alpha1…hi1``) into a buffer, runs the depthwise rows over it
+    (``w`` (kh, kw, C_e), epilogue ``alpha…hi``; rows outside the buffer are
+    the image's zero padding) into a second buffer and projects those
+    (``panels2``, ``alpha2…hi2``, the optional ``res``) into ``out`` (N, Ho,
+    Wo, C_out).  Neither wide tensor goes to memory; the rows two bands share
+    are expanded twice (1/(2·band) more expansion work at stride 2).  Same sums
+    as the three layers apart.
+    """
+    n_n, h, wd, cin = x.shape
+    kh = w.shape[0]
+    ce = w.shape[2]
+    ho_n, wo_n, cout = out.shape[1], out.shape[2], out.shape[3]
+    bands = (ho_n + band - 1) // band
+    k1 = panels1.shape[1]
+    k2 = panels2.shape[1]
+    xf = x.ravel()
+    b1f = panels1.ravel()
+    b2f = panels2.ravel()
+    of = out.ravel()
+    nans = 0
+    for t in prange(n_n * bands):
+        n = t // bands
+        ho0 = (t % bands) * band
+        ho1 = min(ho_n, ho0 + band)
+        r_lo = max(0, ho0 * sh - pt)
+        r_hi = min(h, (ho1 - 1) * sh - pt + (kh - 1) * dh + 1)
+        rows = max(r_hi - r_lo, 0)
+        e = np.empty((1, max(rows, 1), wd, ce), dtype=out.dtype)
+        ef = e.ravel()
+        if rows == 0:  # every window of the band on the padding: the sums are zero
+            ef[:] = 0
+        if rows > 0:
+            a = xf[(n * h + r_lo) * wd * cin:(n * h + r_hi) * wd * cin]
+            for panel in range(panels1.shape[0]):
+                nans += _gemm_block(a, k1, b1f, ef, ce, 0, rows * wd, panel, alpha1, beta1, lo1, hi1, False, 1, 1,
+                                    1, 1, 1, 1, 1, 1, 1, 1, ef[:0], False)
+        d = np.empty((ho1 - ho0, wo_n, ce), dtype=out.dtype)
+        for ho in range(ho0, ho1):
+            nans += _row(e, w, 0, ho, pt + r_lo, pl, sh, sw, dh, dw, d[ho - ho0], alpha, beta, lo, hi)
+        base = (n * ho_n + ho0) * wo_n * cout
+        cf = of[base:base + (ho1 - ho0) * wo_n * cout]
+        if res is None:
+            rf, with_res = cf[:0], False
+        else:
+            rf, with_res = res.ravel()[base:base + (ho1 - ho0) * wo_n * cout], True
+        df = d.ravel()
+        for panel in range(panels2.shape[0]):
+            nans += _gemm_block(df, k2, b2f, cf, cout, 0, (ho1 - ho0) * wo_n, panel, alpha2, beta2, lo2, hi2, False,
+                                1, 1, 1, 1, 1, 1, 1, 1, 1, 1, rf, with_res)
+    return nans

@@ -274,6 +274,50 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
     return run
 
 
+def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilation, epilogue, w2, epilogue2,
+                                    packed1, packed, packed2, residual=False):
+    """A float32 1×1 expansion → depthwise → 1×1 projection, fused (``_kernels.conv_nhwc.expand_depthwise_pointwise``).
+
+    For a stride-2 depthwise (MobileNetV2's downsampling blocks), where the
+    bands of output rows share one expanded row in two: ``w1`` (C_e, C, 1, 1),
+    ``w`` (C_e, 1, kh, kw), ``w2`` (C_out, C_e, 1, 1), each with its epilogue.
+    Returns ``run(x, alloc=np.empty, res=None)`` or None.  Measured against the
+    expansion apart and the depthwise→1×1 pair, mobilenet_v2's 16→96→24 at
+    112×112 (see the README's ONNX section).
+    """
+    n, c, h, wd = shape
+    ce, cout = w1.shape[0], w2.shape[0]
+    if w1.shape[1:] != (c, 1, 1) or w.shape[:2] != (ce, 1) or w2.shape[1:] != (ce, 1, 1) or stride[0] < 2 \
+            or any(a.dtype != np.float32 for a in (w1, w, w2)):
+        return None
+    kh, kw = w.shape[2:]
+    ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    panels1 = _cached(packed1, "nhwc_panels", lambda: _gemm.pack_panels(w1.reshape(ce, c).T))
+    w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(ce, kh, kw).transpose(1, 2, 0)))
+    panels2 = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, ce).T))
+
+    def columns(ep, cols):
+        return (_gemm.pad_columns(ep[0], cols), _gemm.pad_columns(ep[1], cols), np.float32(ep[2]), np.float32(ep[3]))
+
+    ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
+          np.float32(epilogue[3]))
+    # bands of output rows: at least 8 tasks for the threads, at most 8 rows (the shared row costs 1/16)
+    band = int(min(8, max(1, -(-n * ho // 8))))
+    kernel = _k.expand_depthwise_pointwise.for_work(n * h * wd * c * ce, _parallel_min_macs())
+    args = (panels1,) + columns(epilogue1, ce) + (w3, pads[0], pads[2], stride[0], stride[1], dilation[0],
+                                                  dilation[1]) + ep + (panels2,) + columns(epilogue2, cout)
+    out_shape = (n, ho, wo, cout)
+
+    def run(x, alloc=np.empty, res=None):
+        if not _residual_fits(res, out_shape):
+            return None
+        out = alloc(out_shape, np.float32)
+        return _result(out, kernel(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), *args, out,
+                                   None if res is None else res.transpose(0, 2, 3, 1), band))
+    return run
+
+
 def _residual_fits(res, out_shape):
     """No residual, or a channels-last one of the (N, Ho, Wo, C) output's shape and dtype."""
     if res is None:

@@ -118,6 +118,14 @@ def summary(model, input_shapes=None):
     rows = []
 
     def trace(node, args, outputs):
+        ex = node.attrs.get("_pre0")
+        if ex is not None and args:  # a 1x1 expansion fused in before the depthwise: its row first
+            w = node.attrs["_pre0_w"]
+            b = node.attrs["_pre0_b"]
+            shape = (args[0].shape[0], w.shape[0]) + tuple(args[0].shape[2:])
+            rows.append(LayerRow(ex.label(), "+".join(["Conv"] + list(ex.attrs.get("_fused", ()))), shape,
+                                 int(w.size) + (0 if b is None else int(b.size)),
+                                 int(np.prod(shape)) * int(np.prod(w.shape[1:]))))
         pre = node.attrs.get("_pre")
         if pre is not None and outputs:  # a depthwise Conv fused into this 1x1 one: its own row first
             w = node.attrs["_pre_w"]
