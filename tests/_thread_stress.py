@@ -73,6 +73,8 @@ w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
 w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
 ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
 dw_pw = _cl.plan_depthwise_pointwise(x32_cl.shape, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1), ep32, w_pw32, ep32, {}, {})
+ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (2, 2), (1, 1, 1, 1), (1, 1),
+                                               ep32, w_pw32, ep32, {}, {}, {})
 
 
 def bn_train():
@@ -138,6 +140,7 @@ OPS = {
     "channels-last 3x3 dilated": lambda: F.conv2d(x32_cl, w3_32, padding=2, dilation=(1, 2)),
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
+    "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),
 }
