@@ -251,6 +251,13 @@ def pack_panels(bmat):
     return np.ascontiguousarray(wide.reshape(k, panels, NR).transpose(1, 0, 2))
 
 
+def epilogue_columns(epilogue, n):
+    """``(alpha, beta, lo, hi)`` for ``n`` columns as the kernels take it: the vectors padded to whole panels
+    (:func:`pad_columns`), the bounds float32."""
+    alpha, beta, lo, hi = epilogue
+    return pad_columns(alpha, n), pad_columns(beta, n), np.float32(lo), np.float32(hi)
+
+
 def pad_columns(v, n):
     """A per-column vector of length ``n`` padded with zeros to whole panels (float32)."""
     out = np.zeros(-(-n // NR) * NR, dtype=np.float32)

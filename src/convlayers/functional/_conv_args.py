@@ -97,6 +97,18 @@ def _groups(op, groups):
     return int(groups)
 
 
+def out_hw(hw, pads, k, stride, dilation):
+    """(H_out, W_out) of a 2-D window over ``hw`` with zero ``pads`` (top, bottom, left, right):
+    ``⌊(H + p_t + p_b − d(k−1) − 1)/s⌋ + 1`` per axis.
+
+    >>> out_hw((5, 5), (1, 1, 1, 1), (3, 3), (2, 2), (1, 1))
+    (3, 3)
+    """
+    ho = (hw[0] + pads[0] + pads[1] - dilation[0] * (k[0] - 1) - 1) // stride[0] + 1
+    wo = (hw[1] + pads[2] + pads[3] - dilation[1] * (k[1] - 1) - 1) // stride[1] + 1
+    return ho, wo
+
+
 def conv_args(op, nd, input, weight, bias, stride, padding, dilation, groups, padding_mode="zeros") -> ConvCall:
     """Validate a ``conv{nd}d`` call (input and output shapes, every argument) before any work."""
     x, w, b = _float_arrays(op, input, weight, bias)

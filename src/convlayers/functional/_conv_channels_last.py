@@ -30,7 +30,8 @@ from .._kernels import conv_nhwc as _k
 from .._kernels import gemm as _gemm
 from .._kernels import layout as _layout_k
 from .._kernels.conv import im2col_nhwc
-from . import _layout, _threads, _winograd
+from . import _layout, _threads
+from ._conv_args import out_hw
 
 __all__ = ["is_channels_last", "to_channels_last", "forward"]
 
@@ -40,7 +41,6 @@ __all__ = ["is_channels_last", "to_channels_last", "forward"]
 _TILE_OUTPUT_BYTES = 1 << 20
 # float32 (fused kernel) path: bytes of unrolled columns per product of a k×k convolution.
 _UNROLL_BYTES = 4 << 20
-_WINOGRAD_NCHW = False
 # Below this many elements NumPy's own copy is as fast as the blocked one.
 _MIN_BLOCKED_COPY = 1 << 14
 
@@ -145,20 +145,15 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
     depthwise = cin_g == 1 and groups == cin and cout == cin
     if not (depthwise or groups == 1):
         return None
-    if not depthwise and _WINOGRAD_NCHW and _winograd.applies(shape, w.shape, stride, dilation, groups):
-        # a 3x3 the NCHW path takes by Winograd: its two layout copies cost less than the unrolled product
-        # here (64->64 @56 batch 1: 1.35 ms channels-last against 0.92 ms NCHW, 2 threads)
-        return None
     dtype = np.dtype(dtype)
-    ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    ho, wo = out_hw((h, wd), pads, (kh, kw), stride, dilation)
     if epilogue is None:
         epilogue = (np.ones(cout, dtype), np.zeros(cout, dtype), dtype.type(-np.inf), dtype.type(np.inf))
     out_shape = (n, ho, wo, cout)
     if residual and (depthwise or dtype != np.float32):
         return None
     if depthwise:
-        w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(cout, kh, kw).transpose(1, 2, 0)))
+        w3 = _depthwise_taps(packed, w)
         from .conv import _depthwise_min_work  # the same launch rule as the NCHW kernel
         kernel = _k.depthwise_nhwc.for_work(n * ho * wo * cout * kh * kw, _depthwise_min_work())
         args = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1])
@@ -199,7 +194,7 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
     return run
 
 
-def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_hw):
+def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
     """The float32 k×k plan: the product reads each window in place from the zero-padded input.
 
     Nothing is unrolled (``_kernels.gemm.conv_epilogue``); measured against
@@ -209,10 +204,9 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_hw):
     """
     n, cin, h, wd = shape
     cout, _, kh, kw = w.shape
-    ho, wo = out_hw
+    ho, wo = out_size
     panels = _cached(packed, "nhwc_panels", lambda: _gemm.pack_panels(_layout.taps_channels_out(w)))
-    alpha, beta = _gemm.pad_columns(epilogue[0], cout), _gemm.pad_columns(epilogue[1], cout)
-    lo, hi = np.float32(epilogue[2]), np.float32(epilogue[3])
+    alpha, beta, lo, hi = _gemm.epilogue_columns(epilogue, cout)
     # the padded input the windows need: the bottom/right padding only as far as the last window reaches
     hp = max(h + pads[0], (ho - 1) * stride[0] + dilation[0] * (kh - 1) + 1)
     wp = max(wd + pads[2], (wo - 1) * stride[1] + kw)
@@ -252,12 +246,10 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
     if w.shape[:2] != (c, 1) or w2.shape[1:] != (c, 1, 1) or w.dtype != np.float32 or w2.dtype != np.float32:
         return None
     kh, kw = w.shape[2:]
-    ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)))
+    ho, wo = out_hw((h, wd), pads, (kh, kw), stride, dilation)
+    w3 = _depthwise_taps(packed, w)
     panels = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, c).T))
-    alpha2, beta2 = _gemm.pad_columns(epilogue2[0], cout), _gemm.pad_columns(epilogue2[1], cout)
-    lo2, hi2 = np.float32(epilogue2[2]), np.float32(epilogue2[3])
+    alpha2, beta2, lo2, hi2 = _gemm.epilogue_columns(epilogue2, cout)
     ep1 = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
            np.float32(epilogue[3]))
     kernel = _k.depthwise_pointwise.for_work(n * ho * wo * c * (kh * kw + cout), _parallel_min_macs())
@@ -291,22 +283,19 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
             or any(a.dtype != np.float32 for a in (w1, w, w2)):
         return None
     kh, kw = w.shape[2:]
-    ho = (h + pads[0] + pads[1] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (wd + pads[2] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    ho, wo = out_hw((h, wd), pads, (kh, kw), stride, dilation)
     panels1 = _cached(packed1, "nhwc_panels", lambda: _gemm.pack_panels(w1.reshape(ce, c).T))
-    w3 = _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(ce, kh, kw).transpose(1, 2, 0)))
+    w3 = _depthwise_taps(packed, w)
     panels2 = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, ce).T))
-
-    def columns(ep, cols):
-        return (_gemm.pad_columns(ep[0], cols), _gemm.pad_columns(ep[1], cols), np.float32(ep[2]), np.float32(ep[3]))
 
     ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
           np.float32(epilogue[3]))
     # bands of output rows: at least 8 tasks for the threads, at most 8 rows (the shared row costs 1/16)
     band = int(min(8, max(1, -(-n * ho // 8))))
     kernel = _k.expand_depthwise_pointwise.for_work(n * h * wd * c * ce, _parallel_min_macs())
-    args = (panels1,) + columns(epilogue1, ce) + (w3, pads[0], pads[2], stride[0], stride[1], dilation[0],
-                                                  dilation[1]) + ep + (panels2,) + columns(epilogue2, cout)
+    geometry = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1])
+    args = ((panels1,) + _gemm.epilogue_columns(epilogue1, ce) + geometry + ep + (panels2,)
+            + _gemm.epilogue_columns(epilogue2, cout))
     out_shape = (n, ho, wo, cout)
 
     def run(x, alloc=np.empty, res=None):
@@ -334,6 +323,12 @@ def _rows(res, cout):
 
 def _result(out, nans):
     return None if nans else out.transpose(0, 3, 1, 2)
+
+
+def _depthwise_taps(packed, w):
+    """A depthwise weight (C, 1, kh, kw) as the NHWC kernels take it, (kh, kw, C), kept in ``packed``."""
+    c, _, kh, kw = w.shape
+    return _cached(packed, "nhwc_taps", lambda: np.ascontiguousarray(w.reshape(c, kh, kw).transpose(1, 2, 0)))
 
 
 def _cached(packed, key, make):
@@ -366,8 +361,7 @@ def _parallel_min_macs():
 
 def _fused_products(bmat, pixels, cout, epilogue, packed, k_cols, align):
     panels = _cached(packed, "nhwc_panels", lambda: _gemm.pack_panels(bmat()))
-    alpha, beta = _gemm.pad_columns(epilogue[0], cout), _gemm.pad_columns(epilogue[1], cout)
-    lo, hi = np.float32(epilogue[2]), np.float32(epilogue[3])
+    alpha, beta, lo, hi = _gemm.epilogue_columns(epilogue, cout)
     k = panels.shape[1]
     tile = pixels if k_cols is None else min(pixels, max(align, _UNROLL_BYTES // (4 * k_cols) // align * align))
     tiles = [(p, min(pixels, p + tile), _gemm.gemm_epilogue.for_work((min(pixels, p + tile) - p) * k * cout,

@@ -29,9 +29,9 @@ def prepare(weight, bias=None):
         return None
     n, k = weight.shape
     panels = _gemm.pack_panels(weight.T)
-    alpha = _gemm.pad_columns(np.ones(n, np.float32), n)
-    beta = _gemm.pad_columns(np.zeros(n, np.float32) if bias is None else bias.astype(np.float32), n)
-    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    alpha, beta, lo, hi = _gemm.epilogue_columns(
+        (np.ones(n, np.float32), np.zeros(n, np.float32) if bias is None else bias.astype(np.float32), -np.inf,
+         np.inf), n)
 
     def run(x):
         if x.ndim != 2 or x.dtype != np.float32 or x.shape[1] != k:

@@ -116,6 +116,11 @@ def _depthwise_pointwise(node, pre, x, w, b, res):
     ex = node.attrs.get("_pre0")
     if ex is not None:
         return _expand_depthwise_pointwise(node, ex, pre, x, w, b, res)
+    return _pair(node, pre, x, w, b, res)
+
+
+def _pair(node, pre, x, w, b, res):
+    """The depthwise → 1×1 pair on the depthwise's input ``x``: fused where it can be, else apart."""
     plans = node.attrs["_plans"]
     key = ("pre", x.shape, x.dtype.str, b is None, res is not None)
     run = plans.get(key) if _channels_last.is_channels_last(x) else None
@@ -127,7 +132,7 @@ def _depthwise_pointwise(node, pre, x, w, b, res):
             and w.dtype == np.float32 and pre.attrs.get("_packed") is not None:
         plans[key] = _plan_pair(node, pre, x, w, b, res is not None)
         if plans[key] is not None:
-            return _depthwise_pointwise(node, pre, x, w, b, res)
+            return _pair(node, pre, x, w, b, res)
     # apart: the depthwise node, then this one without it
     t = conv(pre, x, node.attrs["_pre_w"], node.attrs["_pre_b"])
     return _single(node, t, w, b, res)
@@ -147,18 +152,7 @@ def _expand_depthwise_pointwise(node, ex, pre, x, w, b, res):
         if plans[key] is not None:
             return _expand_depthwise_pointwise(node, ex, pre, x, w, b, res)
     # apart: the expansion, then the depthwise -> 1x1 pair (itself fused where it can be)
-    t = conv(ex, x, node.attrs["_pre0_w"], node.attrs["_pre0_b"])
-    plans_pair = node.attrs["_plans"]
-    key2 = ("pre", t.shape, t.dtype.str, b is None, res is not None)
-    run = plans_pair.get(key2) if _channels_last.is_channels_last(t) else None
-    if run is None and key2 not in plans_pair and _channels_last.is_channels_last(t) and t.dtype == np.float32 \
-            and w.dtype == np.float32:
-        run = plans_pair[key2] = _plan_pair(node, pre, t, w, b, res is not None)
-    if run is not None:
-        y = run(t, _buffers.current_alloc(), res)
-        if y is not None:
-            return y
-    return _single(node, conv(pre, t, node.attrs["_pre_w"], node.attrs["_pre_b"]), w, b, res)
+    return _pair(node, pre, conv(ex, x, node.attrs["_pre0_w"], node.attrs["_pre0_b"]), w, b, res)
 
 
 def _plan_triple(node, ex, pre, x, w, b, residual):
@@ -166,9 +160,9 @@ def _plan_triple(node, ex, pre, x, w, b, residual):
     w1, wd = node.attrs["_pre0_w"], node.attrs["_pre_w"]
     if x.ndim != 4 or w1.dtype != x.dtype or wd.dtype != x.dtype:
         return None
-    e_shape = (x.shape[0], w1.shape[0]) + x.shape[2:]
-    nd, kernel, strides, dilations = _geometry(pre, np.empty(e_shape[:2] + (1, 1)), wd)
-    pads = resolve_pads(pre, e_shape[2:], kernel, strides, dilations)
+    # the 1x1 stride-1 expansion keeps the spatial size: the depthwise's geometry is that of x
+    nd, kernel, strides, dilations = _geometry(pre, x, wd)
+    pads = resolve_pads(pre, x.shape[2:], kernel, strides, dilations)
     if pads[:2] != pads[2:] or nd != 2:
         return None
     return _channels_last.plan_expand_depthwise_pointwise(
