@@ -329,3 +329,20 @@ def test_summary_counts_the_fused_expansion():
     fused = summary(co.load(proto), {"x": (1, 8, 12, 12)})
     plain = summary(co.load(proto, optimize_level=0), {"x": (1, 8, 12, 12)})
     assert fused.total_macs == plain.total_macs and len(fused.rows) == 3
+
+
+def test_pool_buffers_start_on_a_cache_line_and_come_back():
+    pool = _buffers.Pool()
+    for shape in [(3,), (1, 64, 56, 56), (7, 5)]:
+        a = pool.alloc(shape, np.float32)
+        assert a.ctypes.data % 64 == 0 and a.shape == shape and a.flags.c_contiguous
+        env = {"v": a}
+        del a
+        pool.release(env.pop("v"))                           # the buffer itself, nothing else holding it
+        b = pool.alloc(shape, np.float32)
+        assert b.ctypes.data % 64 == 0 and not pool.free[(shape, "<f4")]
+        other = b.reshape(-1)                                # a view under another name: kept out
+        env = {"v": b}
+        del b
+        pool.release(env.pop("v"))
+        assert not pool.free[(shape, "<f4")] and other.size == int(np.prod(shape))

@@ -35,6 +35,7 @@ from llvmlite import ir
 
 from . import njit, parallel_kernel
 from ._ir import VW, Emitter
+from .aligned import aligned_zeros
 
 MR = 6  # rows of a per tile
 NV = 2  # vectors of columns per tile
@@ -246,9 +247,11 @@ def pack_panels(bmat):
     """B (K, N) as (⌈N/NR⌉, K, NR) float32 panels, the last one padded with zero columns."""
     k, n = bmat.shape
     panels = -(-n // NR)
-    wide = np.zeros((k, panels * NR), dtype=np.float32)
-    wide[:, :n] = bmat
-    return np.ascontiguousarray(wide.reshape(k, panels, NR).transpose(1, 0, 2))
+    out = aligned_zeros((panels, k, NR), np.float32)
+    for p in range(panels):
+        cols = bmat[:, p * NR:(p + 1) * NR]
+        out[p, :, :cols.shape[1]] = cols
+    return out
 
 
 def epilogue_columns(epilogue, n):

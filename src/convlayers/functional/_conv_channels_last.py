@@ -29,6 +29,7 @@ from .. import _kernels as _kernels_pkg
 from .._kernels import conv_nhwc as _k
 from .._kernels import gemm as _gemm
 from .._kernels import layout as _layout_k
+from .._kernels.aligned import aligned_empty
 from .._kernels.conv import im2col_nhwc
 from . import _layout, _threads
 from ._conv_args import out_hw
@@ -77,7 +78,7 @@ def to_channels_last(x):
     n, c, h, w = x.shape
     if not x.flags.c_contiguous or not _blocked_dtype(x.dtype):
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    out = np.empty((n, h, w, c), dtype=x.dtype)
+    out = aligned_empty((n, h, w, c), x.dtype)
     _transpose(x.reshape(n, c, h * w), out.reshape(n, h * w, c))
     return out.transpose(0, 3, 1, 2)
 
@@ -132,7 +133,7 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
     padded epilogue vectors, which kernel) is settled here, so that a caller
     running the same layer again (an ONNX model's node) pays only the kernel
     call: Python work per convolution was ~25 µs of mobilenet_v2's ~60 µs
-    batch-1 layers.  ``run(x, alloc=np.empty)`` expects a channels-last ``x``
+    batch-1 layers.  ``run(x, alloc=aligned_empty)`` expects a channels-last ``x``
     of ``shape``; ``alloc(shape, dtype)`` gives it the (N, Ho, Wo, C_out)
     buffer to fill (a caller's pool of buffers).  With ``residual``,
     ``run(x, alloc, res)`` adds the channels-last ``res`` (the output's shape)
@@ -158,7 +159,7 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
         kernel = _k.depthwise_nhwc.for_work(n * ho * wo * cout * kh * kw, _depthwise_min_work())
         args = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1])
 
-        def run(x, alloc=np.empty):
+        def run(x, alloc=aligned_empty):
             out = alloc(out_shape, dtype)
             return _result(out, kernel(x.transpose(0, 2, 3, 1), *args, out, *epilogue))
         return run
@@ -171,7 +172,7 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
         products = _products(lambda: w.reshape(cout, cin).T, n * ho * wo, cout, dtype, epilogue, packed,
                              n * ho * wo * cin * cout, n)
 
-        def run(x, alloc=np.empty, res=None):
+        def run(x, alloc=aligned_empty, res=None):
             if not _residual_fits(res, out_shape):
                 return None
             out = alloc(out_shape, dtype)
@@ -186,7 +187,7 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
     products = _products(lambda: _layout.taps_channels_out(w), n * ho * wo, cout, dtype, epilogue, packed,
                          n * ho * wo * k_cols * cout, n, k_cols, align=wo)
 
-    def run(x, alloc=np.empty):
+    def run(x, alloc=aligned_empty):
         out = alloc(out_shape, dtype)
         xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         return _result(out, products(_unroller(xh, (kh, kw), stride, pads, dilation, ho, wo, k_cols),
@@ -215,7 +216,7 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
     kernel = _gemm.conv_epilogue.for_work(macs, _parallel_min_macs())
     pad = _k.pad_into.for_work(n * hp * wp * cin)
 
-    def run(x, alloc=np.empty, res=None):
+    def run(x, alloc=aligned_empty, res=None):
         if not _residual_fits(res, (n, ho, wo, cout)):
             return None
         xh = x.transpose(0, 2, 3, 1)
@@ -236,7 +237,7 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
 
     ``w`` (C, 1, kh, kw) with ``epilogue``; ``w2`` (C_out, C, 1, 1) with
     ``epilogue2`` (and the optional residual, as :func:`plan`).  Returns
-    ``run(x, alloc=np.empty, res=None)`` → the channels-last output or None,
+    ``run(x, alloc=aligned_empty, res=None)`` → the channels-last output or None,
     or None when the pair has no fused path.  The sums are those of the two
     layers apart; what goes is the round trip of the wide depthwise output
     through memory, and a layer's launch.
@@ -257,7 +258,7 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
                                                                                             lo2, hi2)
     out_shape = (n, ho, wo, cout)
 
-    def run(x, alloc=np.empty, res=None):
+    def run(x, alloc=aligned_empty, res=None):
         if not _residual_fits(res, out_shape):
             return None
         out = alloc(out_shape, np.float32)
@@ -273,7 +274,7 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
     For a stride-2 depthwise (MobileNetV2's downsampling blocks), where the
     bands of output rows share one expanded row in two: ``w1`` (C_e, C, 1, 1),
     ``w`` (C_e, 1, kh, kw), ``w2`` (C_out, C_e, 1, 1), each with its epilogue.
-    Returns ``run(x, alloc=np.empty, res=None)`` or None.  Measured against the
+    Returns ``run(x, alloc=aligned_empty, res=None)`` or None.  Measured against the
     expansion apart and the depthwise→1×1 pair, mobilenet_v2's 16→96→24 at
     112×112 (see the README's ONNX section).
     """
@@ -298,7 +299,7 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
             + _gemm.epilogue_columns(epilogue2, cout))
     out_shape = (n, ho, wo, cout)
 
-    def run(x, alloc=np.empty, res=None):
+    def run(x, alloc=aligned_empty, res=None):
         if not _residual_fits(res, out_shape):
             return None
         out = alloc(out_shape, np.float32)

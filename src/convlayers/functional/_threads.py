@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from .._kernels import busy, covered
+from .._kernels.aligned import aligned_empty
 
 _lock = threading.Lock()
 _inside = threading.local()
@@ -234,5 +235,5 @@ def scratch(name, size, dtype):
         slots = _scratch.slots = {}
     buf = slots.get(name)
     if buf is None or buf.nbytes < nbytes:
-        buf = slots[name] = np.empty(max(nbytes, 64) // 64 * 64 + 64, dtype=np.uint8)
+        buf = slots[name] = aligned_empty(max(nbytes, 64) // 64 * 64 + 64, np.uint8)
     return buf[:nbytes].view(dtype)

@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 
+from .._kernels.aligned import aligned_empty
+
 _local = threading.local()
 
 # At most this many bytes of free buffers are kept per thread (the rest are left to the garbage collector).
@@ -44,28 +46,33 @@ class Pool:
             buf = stack.pop()
             self.free_bytes -= buf.nbytes
         else:
-            buf = np.empty(shape, dtype=dtype)
-        self.owned[id(buf)] = buf
+            buf = aligned_empty(shape, dtype)  # a view of the raw bytes it starts a cache line in
+        self.owned[id(buf.base)] = buf
         return buf
 
     def release(self, value):
         """``value`` will not be used again by the run: take its buffer back if nothing else refers to it."""
-        if not isinstance(value, np.ndarray):
+        if not isinstance(value, np.ndarray) or value.base is None:
             return
-        base = value if value.base is None else value.base
-        if self.owned.get(id(base)) is not base:
+        raw = value.base  # every view of a pool buffer, the buffer included, has its raw bytes as base
+        buf = self.owned.get(id(raw))
+        if buf is None or buf.base is not raw:
             return
-        # The caller passes the value it just took out of the run's environment.  A view: referenced by
-        # ``value`` and getrefcount's argument only (no other name, e.g. an Identity's output, holds it), its
-        # base by self.owned, ``base``, the view and the argument.  The buffer itself: self.owned, ``base``,
-        # ``value`` and the argument.
-        if value is not base and sys.getrefcount(value) > 2:
+        # The caller passes the value it just took out of the run's environment, so nothing else may hold
+        # it: ``value`` and getrefcount's argument.  The buffer: self.owned, ``buf``, the argument (and
+        # ``value`` when it is the buffer).  The raw bytes: the buffer's base, ``raw``, the argument (and
+        # the value's base when it is a view) -- any other live view (a Reshape's output, a caller's trace)
+        # is one more.
+        is_buf = value is buf
+        if not is_buf and sys.getrefcount(value) > 2:
             return
-        if sys.getrefcount(base) > 4 or self.free_bytes + base.nbytes > MAX_FREE_BYTES:
+        if sys.getrefcount(buf) > (4 if is_buf else 3) or sys.getrefcount(raw) > (3 if is_buf else 4):
             return
-        del self.owned[id(base)]
-        self.free.setdefault((base.shape, base.dtype.str), []).append(base)
-        self.free_bytes += base.nbytes
+        if self.free_bytes + buf.nbytes > MAX_FREE_BYTES:
+            return
+        del self.owned[id(raw)]
+        self.free.setdefault((buf.shape, buf.dtype.str), []).append(buf)
+        self.free_bytes += buf.nbytes
 
     def end(self):
         self.owned.clear()  # what is still owned left the run (an output, a caller's trace): not reused
