@@ -13,12 +13,14 @@ own (tbb) threads like the layers around it.
 The micro-kernel is written in LLVM IR through numba intrinsics, because numba
 has no vector types: ``MR`` rows of ``a`` are broadcast, one lane each, against
 ``NV`` vectors of a panel row, into ``MR × NV`` accumulators that stay in
-registers for the whole K loop (the generated loop is 2 loads, 6 broadcasts and
-12 fused multiply-adds per k, as in BLAS kernels).  Measured alone, one 6×32
-tile ran at 190–200 GFLOP/s for K from 32 to 256 on one core of the 2-core
-Intel Xeon VM (AVX-512), OpenBLAS's best on the same shapes being 145–167.
-The vector width follows the CPU: 16 floats with AVX-512, else 8 (AVX2 has 16
-registers: 12 accumulators, 2 panel vectors and a broadcast fit).
+registers for the whole K loop (the generated loop is 2 loads, MR broadcasts
+and 2·MR fused multiply-adds per k, as in BLAS kernels).  Measured alone, one
+6×32 tile ran at 190–200 GFLOP/s for K from 32 to 256 on one core of the
+2-core Intel Xeon VM (AVX-512), OpenBLAS's best on the same shapes being
+145–167; 12×32 tiles (AVX-512) are faster again (see ``MR``).  The vector
+width and MR follow the CPU: 16 floats and 12 rows with AVX-512's 32
+registers, else 8 floats and 6 rows (AVX2's 16 registers: 12 accumulators, 2
+panel vectors and a broadcast).
 
 Sums run over k in order with one rounding per fused multiply-add, so they
 differ from BLAS's in the last bits (as two BLAS builds do).  The NaN count
@@ -37,102 +39,109 @@ from . import njit, parallel_kernel
 from ._ir import VW, Emitter
 from .aligned import aligned_zeros
 
-MR = 6  # rows of a per tile
+# Rows of a per tile: the accumulators are MR × NV vectors, and with the NV panel vectors and a broadcast
+# they must fit the register file -- AVX-512's 32 registers take 12 × 2 + 2 + 1, AVX2's 16 take 6 × 2 + 2 + 1.
+# Twelve rows load each panel vector for twice the multiply-adds of six: on the 2-core Intel Xeon VM
+# (AVX-512), 2 threads, batch-1 3x3 convolutions 64->64 @56 0.60 -> 0.57 ms, 128->128 @28 0.64 -> 0.59,
+# 256->256 @14 0.62 -> 0.56, 512->512 @7 0.75 -> 0.64 (onnxruntime's 0.52-0.54, 0.71); ONNX resnet18 b1 13.6 -> 11.5 ms.
+MR = 12 if VW == 16 else 6
 NV = 2  # vectors of columns per tile
 NR = NV * VW  # columns per panel
 
 
-def _microkernel(mr, residual):
-    """The intrinsic computing one ``mr × NR`` tile; ``ncols`` < NR masks the stores of a last, partial panel.
+def _emit_tile(e, mr, args, residual):
+    """The IR of one ``mr × NR`` tile: the K loop on ``mr × NV`` accumulators, then the epilogue and stores;
+    returns the NaN count."""
+    builder = e.b
+    segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi, _ = args[3:]
+    ap, op, bp, cp, alp, bep = e.data(0), e.data(1), e.data(6), e.data(8), e.data(12), e.data(13)
+    rp = e.data(17) if residual else None
+    add, mul, const = builder.add, builder.mul, e.const
+    offsets = [builder.load(builder.gep(op, [const(i)])) for i in range(mr)]
+    # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
+    accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(NV)] for _ in range(mr)]
+    with cgutils.for_range(builder, segs) as seg:
+        seg_a = mul(seg.index, seg_stride)
+        rows = [add(o, seg_a) for o in offsets]
+        seg_b = add(b_off, mul(mul(seg.index, seg_len), const(NR)))
+        with cgutils.for_range(builder, seg_len) as loop:
+            t = loop.index
+            row_b = add(seg_b, mul(t, const(NR)))
+            bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
+            for i in range(mr):
+                av = e.splat(builder.load(builder.gep(ap, [add(rows[i], t)])))
+                for j in range(NV):
+                    builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
+    lov, hiv = e.splat(lo), e.splat(hi)
+    alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
+    bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
+    masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
+    nans = const(0)
+    for i in range(mr):
+        out_row = add(c_off, mul(const(i), ldc))
+        for j in range(NV):
+            where = add(out_row, const(j * VW))
+            extra = e.masked_load(rp, where, masks[j]) if residual else None
+            v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j], extra)
+            nans = add(nans, count)
+            e.masked_store(v, cp, where, masks[j])
+    return nans
+
+
+def _microkernel(residual):
+    """The intrinsic computing one ``mr × NR`` tile, ``mr`` ≤ MR; ``ncols`` < NR masks the stores of a last,
+    partial panel.
 
     With ``residual``, ``res`` (laid out as ``c``) is added after the affine map and before the clamp: a
     Conv → Add (→ Relu) of a residual block in one pass.
 
-    Row ``r`` of the tile reads ``a`` at ``o_r + i·seg_stride + t`` for
+    Row ``r`` of the tile reads ``a`` at ``offs[r] + i·seg_stride + t`` for
     ``segs`` segments ``i`` of ``seg_len`` values ``t`` — one segment of K
     values for a plain product, or one per window row for a convolution read
     straight from its padded channels-last input (``kw·C`` contiguous values
-    a row) — against row ``i·seg_len + t`` of the panel.
+    a row) — against row ``i·seg_len + t`` of the panel.  Each row count has
+    its own loop (a switch on ``mr``), so a short last tile costs its rows only.
     """
 
     @intrinsic
-    def tile(typingctx, a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
-             alpha, beta, ab_off, lo, hi, res):
-        sig = types.int64(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols,
-                          alpha, beta, ab_off, lo, hi, res)
+    def tile(typingctx, a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
+             ab_off, lo, hi, res):
+        sig = types.int64(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
+                          ab_off, lo, hi, res)
 
         def codegen(context, builder, signature, args):
             e = Emitter(context, builder, signature, args)
-            offsets = args[1:1 + mr]
-            segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi, _ = args[7:]
-            ap, bp, cp, alp, bep = e.data(0), e.data(10), e.data(12), e.data(16), e.data(17)
-            rp = e.data(21) if residual else None
-            add, mul, const = builder.add, builder.mul, e.const
-            # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
-            accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(NV)]
-                    for _ in range(mr)]
-            with cgutils.for_range(builder, segs) as seg:
-                seg_a = mul(seg.index, seg_stride)
-                rows = [add(o, seg_a) for o in offsets]
-                seg_b = add(b_off, mul(mul(seg.index, seg_len), const(NR)))
-                with cgutils.for_range(builder, seg_len) as loop:
-                    t = loop.index
-                    row_b = add(seg_b, mul(t, const(NR)))
-                    bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
-                    for i in range(mr):
-                        av = e.splat(builder.load(builder.gep(ap, [add(rows[i], t)])))
-                        for j in range(NV):
-                            builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
-            lov, hiv = e.splat(lo), e.splat(hi)
-            alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
-            bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
-            masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
-            nans = const(0)
-            for i in range(mr):
-                out_row = add(c_off, mul(const(i), ldc))
-                for j in range(NV):
-                    where = add(out_row, const(j * VW))
-                    extra = e.masked_load(rp, where, masks[j]) if residual else None
-                    v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j], extra)
-                    nans = add(nans, count)
-                    e.masked_store(v, cp, where, masks[j])
-            return nans
+            result = cgutils.alloca_once_value(builder, e.const(0))
+            done = builder.append_basic_block("tile.done")
+            other = builder.append_basic_block("tile.none")
+            switch = builder.switch(args[2], other)
+            with builder.goto_block(other):
+                builder.branch(done)
+            for m in range(1, MR + 1):
+                block = builder.append_basic_block(f"tile.rows{m}")
+                switch.add_case(ir.Constant(ir.IntType(64), m), block)
+                builder.position_at_end(block)
+                builder.store(_emit_tile(e, m, args, residual), result)
+                builder.branch(done)
+            builder.position_at_end(done)
+            return builder.load(result)
 
         return sig, codegen
 
     return tile
 
 
-_t1, _t2, _t3, _t4, _t5, _t6 = (_microkernel(m, False) for m in range(1, MR + 1))
-_r1, _r2, _r3, _r4, _r5, _r6 = (_microkernel(m, True) for m in range(1, MR + 1))
+_plain_tile, _residual_tile = _microkernel(False), _microkernel(True)
 
 
 @njit(cache=True, inline="always")
-def _tile(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-          ab_off, lo, hi, res, mr, with_res):
+def _tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi,
+          res, with_res):
     if with_res:
-        if mr == 6:
-            return _r6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-        if mr == 5:
-            return _r5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-        if mr == 4:
-            return _r4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-        if mr == 3:
-            return _r3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-        if mr == 2:
-            return _r2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-        return _r1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    if mr == 6:
-        return _t6(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    if mr == 5:
-        return _t5(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    if mr == 4:
-        return _t4(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    if mr == 3:
-        return _t3(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    if mr == 2:
-        return _t2(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
-    return _t1(a, o0, o1, o2, o3, o4, o5, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi, res)
+        return _residual_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
+                              ab_off, lo, hi, res)
+    return _plain_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off,
+                       lo, hi, res)
 
 
 @njit(cache=True, inline="always")
@@ -156,21 +165,19 @@ def _block(af, k, bf, cf, n, r0, r1, panel, alpha, beta, lo, hi, conv, kh, kw, s
     ncols = min(NR, n - panel * NR)
     b_off = panel * k * NR
     plane = ho_n * wo_n
+    offs = np.empty(MR, np.int64)
     for r in range(r0, r1, MR):
         mr = min(MR, r1 - r)
         if conv:
-            last = r1 - 1  # rows past the block read the last row's window (their results are not stored)
-            q0 = _pixel_offset(r, plane, wo_n, sh, sw, hp, wp, c_n)
-            q1 = _pixel_offset(min(r + 1, last), plane, wo_n, sh, sw, hp, wp, c_n)
-            q2 = _pixel_offset(min(r + 2, last), plane, wo_n, sh, sw, hp, wp, c_n)
-            q3 = _pixel_offset(min(r + 3, last), plane, wo_n, sh, sw, hp, wp, c_n)
-            q4 = _pixel_offset(min(r + 4, last), plane, wo_n, sh, sw, hp, wp, c_n)
-            q5 = _pixel_offset(min(r + 5, last), plane, wo_n, sh, sw, hp, wp, c_n)
-            nans += _tile(af, q0, q1, q2, q3, q4, q5, kh, kw * c_n, dh * wp * c_n, bf, b_off, cf,
-                          r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, rf, mr, with_res)
+            for i in range(mr):
+                offs[i] = _pixel_offset(r + i, plane, wo_n, sh, sw, hp, wp, c_n)
+            nans += _tile(af, offs, mr, kh, kw * c_n, dh * wp * c_n, bf, b_off, cf, r * n + panel * NR, n, ncols,
+                          alpha, beta, panel * NR, lo, hi, rf, with_res)
         else:
-            nans += _tile(af, r * k, (r + 1) * k, (r + 2) * k, (r + 3) * k, (r + 4) * k, (r + 5) * k, 1, k, 0, bf,
-                          b_off, cf, r * n + panel * NR, n, ncols, alpha, beta, panel * NR, lo, hi, rf, mr, with_res)
+            for i in range(mr):
+                offs[i] = (r + i) * k
+            nans += _tile(af, offs, mr, 1, k, 0, bf, b_off, cf, r * n + panel * NR, n, ncols, alpha, beta,
+                          panel * NR, lo, hi, rf, with_res)
     return nans
 
 
