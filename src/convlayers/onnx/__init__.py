@@ -40,7 +40,7 @@ from .model import OnnxModel
 from .ops import MIN_OPSET, OPS, newest_opset
 from .optimize import optimize
 
-__all__ = ["load", "supported_ops", "UnsupportedModelError", "OnnxModel", "ValueInfo"]
+__all__ = ["load", "freeze", "FreezeError", "supported_ops", "UnsupportedModelError", "OnnxModel", "ValueInfo"]
 
 
 class UnsupportedModelError(ValueError):
@@ -128,9 +128,18 @@ def load(source, *, optimize_level=1, channels_last=None):
     bad = _unsupported(graph)
     if bad:
         raise UnsupportedModelError(bad)
+    return build(graph, optimize_level=optimize_level, channels_last=channels_last)
+
+
+def build(graph, *, optimize_level=1, channels_last=None):
+    """The load-time work on a parsed :class:`~convlayers.onnx.graph.Graph` (from a file or :func:`freeze`):
+    order, rewrite, plan; an :class:`~convlayers.onnx.model.OnnxModel`."""
     order, _ = plan(graph)  # validates references and acyclicity before anything runs
     graph.nodes = optimize(order, graph.constants, [v.name for v in graph.outputs], optimize_level)
     order, last_use = plan(graph)
     used = {n for node in order for n in node.inputs} | {v.name for v in graph.outputs}
     graph.constants = {k: v for k, v in graph.constants.items() if k in used}
     return OnnxModel(graph, order, last_use, channels_last)
+
+
+from .freeze import FreezeError, freeze  # noqa: E402 -- it builds through build() above
