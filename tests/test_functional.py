@@ -630,3 +630,35 @@ def test_errors_match_where_torch_refuses():
         targs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
         with pytest.raises((RuntimeError, ValueError, TypeError, IndexError)):
             TF.conv2d(**targs)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((2, 16, 96, 96), (8, 16, 3, 3), dict(stride=2, padding=1)),
+    ((1, 32, 130, 129), (40, 32, 3, 3), dict(stride=2, padding=0, bias=True)),
+    ((3, 16, 101, 99), (33, 16, 5, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(2, 1), bias=True)),
+    ((4, 24, 64, 64), (16, 24, 7, 7), dict(stride=2, padding=3)),
+])
+def test_strided_float32_convolutions_through_the_implicit_product_match_torch(monkeypatch, x_shape, w_shape, kw):
+    """NCHW strided k×k float32 convolutions with enough output pixels take the channels-last implicit
+    product (its padding copy reads NCHW); the output is C-ordered NCHW and PyTorch's numbers."""
+    from convlayers.functional import _conv_channels_last as cl
+    taken = []
+    plan = cl.plan
+    monkeypatch.setattr(cl, "plan", lambda *a, **k: taken.append(1) or plan(*a, **k))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    kw = dict(kw)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32) if kw.pop("bias", False) else None
+    got = F.conv2d(x, w, b, **kw)
+    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), None if b is None else torch.from_numpy(b),
+                     **kw).numpy()
+    assert taken and got.flags.c_contiguous and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # conv2d_affine (Conv-BN-ReLU fused) takes the same route with its epilogue
+    scale, shift = rng.uniform(0.5, 2, w_shape[0]), rng.standard_normal(w_shape[0])
+    from convlayers.functional.conv import conv2d_affine
+    got = conv2d_affine(x, w, b, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), 1, "zeros",
+                        scale.astype(np.float32), shift.astype(np.float32), 0.0, 6.0)
+    np.testing.assert_allclose(got, np.clip(want * scale[:, None, None].astype(np.float32)
+                                            + shift[:, None, None].astype(np.float32), 0, 6), rtol=1e-4, atol=1e-4)
