@@ -31,7 +31,8 @@ def main(path, one_thread=None):
     for c in run["cases"]:
         row = f"| {c['name']} | {c['group']} | {c['ours_ms']:.2f} ms | {c['peer_ms']:.2f} ms | {c['ratio']:.2f} |"
         if single:
-            row += f" {by_name[c['name']]['ratio']:.2f} |"
+            one = by_name.get(c["name"])  # a row added after that run: no figure
+            row += f" {one['ratio']:.2f} |" if one else " – |"
         print(row)
     print()
     print(f"Machine: {machine_line(run)}")
@@ -40,8 +41,9 @@ def main(path, one_thread=None):
         if "geomean" in s:
             extra = ""
             if single:
-                t = single["summary"][group]
-                extra = f"; 1 thread: {t['geomean']:.2f} (worst {t['max']:.2f})"
+                t = single["summary"].get(group)
+                if t and t.get("target") == s["target"]:  # the same rows and target in both runs
+                    extra = f"; 1 thread: {t['geomean']:.2f} (worst {t['max']:.2f})"
             print(f"- {group}: geometric mean {s['geomean']:.2f}, worst {s['max']:.2f} — target {s['target']}: "
                   f"{'met' if s['met'] else 'NOT met'}{extra}")
     print()
