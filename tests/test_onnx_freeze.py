@@ -1,6 +1,6 @@
 """convlayers.onnx.freeze: a module tree as an inference graph, against PyTorch and the module itself."""
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -151,20 +151,11 @@ def test_threads_share_one_frozen_model():
     frozen = freeze(net)
     xs = [np.random.default_rng(i).standard_normal((1, 3, 48, 48)).astype(np.float32) for i in range(4)]
     want = [net(x) for x in xs]
-    errors = []
-
-    def work(i):
-        try:
-            for _ in range(5):
-                np.testing.assert_allclose(frozen(xs[i]), want[i], rtol=1e-4, atol=1e-5)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    with ThreadPoolExecutor(4) as pool:   # four threads at once on one model; a worker's exception re-raises here
+        runs = list(pool.map(lambda i: [frozen(xs[i]) for _ in range(5)], range(4)))
+    for i, outs in enumerate(runs):
+        for y in outs:
+            np.testing.assert_allclose(y, want[i], rtol=1e-4, atol=1e-5)
 
 
 class _OwnForward(nn.Sequential):

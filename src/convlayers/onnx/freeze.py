@@ -126,7 +126,7 @@ class _Writer:
         return f"{hint}{self._count}"
 
     def const(self, array, where, hint="c"):
-        name = f"{where or 'root'}.{hint}" if where is not None else self.value(hint)
+        name = f"{where or 'root'}.{hint}"
         if name in self.constants:
             name = self.value(name)
         a = np.array(array, copy=True)  # the snapshot: later changes to the module are not seen
