@@ -161,6 +161,7 @@ def test_module_repr_with_options_matches_torch(name, kwargs):
 @pytest.mark.parametrize("name", CONV_MODULES)
 def test_module_init_distribution_matches_torch(name):
     """PyTorch's kaiming_uniform(a=√5) bound, 1/√fan_in, for weight and bias (fan_in from weight.shape[1:])."""
+    nn.init.manual_seed(0)  # unseeded, 12 bias values all under half the bound happen once in ~4000 runs
     m = getattr(nn, name)(8, 12, 3, groups=2)
     fan_in = int(np.prod(m.weight.shape[1:]))
     bound = 1 / np.sqrt(fan_in)

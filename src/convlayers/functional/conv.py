@@ -229,11 +229,37 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None, packed=No
     return out
 
 
-def _strided_implicit(x, w, stride, dilation, groups, pixels):
-    """Whether a convolution takes the channels-last implicit product from NCHW (see :func:`_forward_paths`)."""
-    return (x.dtype == np.float32 and w.dtype == np.float32 and groups == 1 and tuple(stride) != (1, 1)
-            and w.shape[2] * w.shape[3] > 1 and dilation[1] == 1 and x.flags.c_contiguous
-            and x.shape[1] >= 16 and pixels >= 4096)
+# Weights up to this many elements are packed for the implicit product on every call (see _implicit_route).
+_IMPLICIT_MAX_WEIGHT = 1 << 18
+
+
+def _implicit_route(x, w, stride, dilation, groups, ho, wo):
+    """Whether an NCHW float32 k×k convolution runs as the channels-last implicit product.
+
+    Measured (2 threads, 2-core Intel Xeon VM, AVX-512), current path → this one, ms:
+
+    * strided, with >= 4096 output pixels: 8x64->128 3x3/2 @56 3.96 -> 3.36 (PyTorch 2.80); with few
+      pixels the weights, packed on every call, cost more than they save (1x256->512 /2 @14: 0.68 -> 2.34);
+    * stride 1 on images up to 16x16, where Winograd has few tiles (alternating with it in one process,
+      three processes: 64x48->96 @8x8 1.94 -> 1.16-1.25, 16x128->128 @14 3.12-3.25 -> 2.70-2.79,
+      32x64->64 @14 2.05 -> 1.72), and wherever Winograd does not apply, replacing im2col (64x96->192
+      @4x4 1.70 -> 1.32, 8x64->64 5x5 @28 6.30 -> 3.76, 4x32->32 7x7 @28 2.62 -> 1.12); the digits
+      CNN's training step 20.5 -> 18.0 ms; not with wide weights, whose Winograd savings win
+      (16x256->256 @14 9.61 vs 11.76, @8 3.76 vs 4.19, 8x512->512 @7 6.48 vs 10.65), nor on large images
+      (8x64->64 @56 4.00 vs 5.67) or with under 1024 output pixels;
+    * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product).
+
+    This VM runs some kernels at two speeds minutes apart (the implicit product on 64x48->96 @8x8 took
+    1.2 and 2.1 ms in runs of the same script): the figures above are pairs timed alternately.
+    """
+    if not (x.dtype == np.float32 and w.dtype == np.float32 and groups == 1 and w.shape[2] * w.shape[3] > 1
+            and dilation[1] == 1 and x.flags.c_contiguous and x.shape[1] >= 16):
+        return False
+    pixels = x.shape[0] * ho * wo
+    if tuple(stride) != (1, 1):
+        return pixels >= 4096
+    return (ho * wo <= 256 or not _winograd.applies(x.shape, w.shape, stride, dilation, groups)) \
+        and pixels >= 1024 and w.size <= _IMPLICIT_MAX_WEIGHT
 
 
 def _has_nan(out):
@@ -356,22 +382,17 @@ def _forward_paths(x, w, stride, pads, dilation, groups, epilogue, packed=None):
     if kh == 1 and kw == 1:
         xs = _pointwise_input(x, pads, stride, ho, wo, groups)
         return out, _pointwise_forward(wg, xs, out.reshape(n, groups, cout_g, ho * wo), epilogue)
-    if _winograd.applies(x.shape, w.shape, stride, dilation, groups):
-        fast = _winograd.forward(x, w, pads, epilogue, packed)
-        if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
-            return fast, _FINITE
-    if _strided_implicit(x, w, stride, dilation, groups, n * ho * wo):
-        # A strided k×k float32 convolution runs as the channels-last implicit product: its zero-padding copy
-        # reads the NCHW input directly (the transpose is free there), and one blocked copy brings the output
-        # back.  8x64->128 3x3/2 @56: 3.96 -> 3.50 ms (PyTorch 2.78).  Stride 1 stays with Winograd/im2col
-        # (8x64->64 @56: 4.00 vs 5.67 ms this way); so do few output pixels, where packing the weights on
-        # every call costs more than it saves (1x256->512 @14: 2.34 vs 0.68 ms), and 3-channel stems, whose
-        # windows are too short for the product (8x3->64 7x7/2 @224: 15.4 vs 9.7 ms).  2 threads, 2-core
-        # Intel Xeon VM (AVX-512).
+    if _implicit_route(x, w, stride, dilation, groups, ho, wo):
+        # The channels-last implicit product (see _implicit_route for when): its zero-padding copy reads the
+        # NCHW input directly (the transpose is free there), and one blocked copy brings the output back.
         run = _cl.plan(x.shape, x.dtype, w, stride, pads, dilation, groups, epilogue, packed)
         y = run(x) if run is not None else None
         if y is not None:  # None: a NaN in the output, which the paths below place as PyTorch does
             return _cl.from_channels_last(y), _FINITE
+    if _winograd.applies(x.shape, w.shape, stride, dilation, groups):
+        fast = _winograd.forward(x, w, pads, epilogue, packed)
+        if fast is not None:  # None: too few tiles, or a non-finite value that im2col must place
+            return fast, _FINITE
     # A small convolution stays on the calling thread: the digits CNN's 64x1x8x8 -> 48 stem (1.8M
     # multiply-adds) took 0.48 ms split over two workers, almost all of it the hand-off.
     workers = _threads.workers_for(n * cout * ho * wo * cin_g * kh * kw)
