@@ -26,6 +26,7 @@ NAN_PATHS = {
     "5x5 dilated": ((2, 4, 24, 24), (3, 4, 5, 5), dict(padding=3, dilation=2)),
     "channels-last": ((8, 8, 6, 6), (4, 8, 3, 3), dict(padding=1)),
     "strided implicit": ((2, 16, 96, 96), (4, 16, 3, 3), dict(padding=1, stride=2)),  # NCHW -> implicit product
+    "small-image implicit": ((32, 16, 8, 8), (4, 16, 3, 3), dict(padding=1)),
     "depthwise": ((2, 8, 10, 10), (8, 1, 3, 3), dict(padding=1, groups=8)),
     "depthwise strided": ((2, 8, 21, 21), (8, 1, 3, 3), dict(padding=1, groups=8, stride=2)),
 }
