@@ -136,6 +136,7 @@ OPS = {
     "channels-last depthwise": lambda: F.conv2d(x_cl, w_dw, padding=1, groups=8),
     "channels-last 1x1 float64": lambda: F.conv2d(x_cl, w3[:, :, :1, :1]),
     "channels-last 1x1": lambda: F.conv2d(x32_cl, w_pw32),
+    "NCHW 1x1 float32": lambda: F.conv2d(x.astype(np.float32), w_pw32),
     "channels-last 3x3": lambda: F.conv2d(x32_cl, w3_32, padding=1),
     "channels-last 3x3 dilated": lambda: F.conv2d(x32_cl, w3_32, padding=2, dilation=(1, 2)),
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),

@@ -330,6 +330,39 @@ def test_gemm_epilogue_against_float64_numpy(p, k, n, bounds, build, nan, residu
     assert (err[ok] <= tol[ok]).all(), f"max error {err[ok].max()} (tolerance {tol[ok][np.argmax(err[ok])]})"
 
 
+@GRID
+@given(s_n=st.integers(1, 3),
+       m=st.one_of(st.sampled_from([1, gemm.MR - 1, gemm.MR, gemm.MR + 1, 3 * gemm.MR]), st.integers(1, 50)),
+       k=st.one_of(st.sampled_from([1, 2, 200]), st.integers(1, 200)),
+       p=st.one_of(st.sampled_from([1, gemm.NR - 1, gemm.NR, gemm.NR + 1, gemm.ROWS_PANELS * gemm.NR + 3]),
+                   st.integers(1, 300)),
+       bounds=st.sampled_from([(-np.inf, np.inf), (0.0, 6.0), (-0.5, 0.5)]),
+       build=st.sampled_from(["serial", "parallel"]), nan=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_gemm_rows_against_float64_numpy(s_n, m, k, p, bounds, build, nan, seed):
+    """The NCHW 1×1 form: x read in place (its last row may end inside a panel: masked loads), the affine
+    map per row, canaries on both sides of the output."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((m, k)).astype(np.float32)
+    x = rng.standard_normal((s_n, k, p)).astype(np.float32)
+    alpha, beta = rng.standard_normal(m).astype(np.float32), rng.standard_normal(m).astype(np.float32)
+    if nan:
+        x[rng.integers(s_n), rng.integers(k), rng.integers(p)] = np.nan  # one column of one sample NaN
+    lo, hi = np.float32(bounds[0]), np.float32(bounds[1])
+    buf = np.full(FRONT + s_n * m * p + 2 * gemm.NR + 5, CANARY, dtype=np.float32)
+    out = buf[FRONT:FRONT + s_n * m * p].reshape(s_n, m, p)
+    nans = getattr(gemm.gemm_rows, build)(w, x, out, alpha, beta, lo, hi)
+    prod = np.einsum("mk,skp->smp", w.astype(np.float64), x.astype(np.float64))
+    want = np.clip(prod * alpha[:, None] + beta[:, None], bounds[0], bounds[1])
+    assert (buf[:FRONT] == CANARY).all() and (buf[FRONT + s_n * m * p:] == CANARY).all()
+    assert nans == np.isnan(want).sum()
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(want))
+    mag = np.einsum("mk,skp->smp", np.abs(w.astype(np.float64)), np.abs(x.astype(np.float64))) \
+        * np.abs(alpha[:, None]) + np.abs(beta[:, None])
+    tol = (k + 3) * float(np.finfo(np.float32).eps) * mag + 1e-30
+    ok = ~np.isnan(want)
+    assert (np.abs(out.astype(np.float64) - want)[ok] <= tol[ok]).all()
+
+
 def test_gemm_panels_and_padded_columns():
     rng = np.random.default_rng(0)
     for k, n in [(1, 1), (5, gemm.NR - 1), (7, gemm.NR), (3, gemm.NR + 1), (2, 3 * gemm.NR + 2)]:

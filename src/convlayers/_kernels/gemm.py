@@ -49,36 +49,45 @@ NV = 2  # vectors of columns per tile
 NR = NV * VW  # columns per panel
 
 
-def _emit_tile(e, mr, args, residual):
+def _emit_tile(e, mr, args, residual, row_affine=False):
     """The IR of one ``mr × NR`` tile: the K loop on ``mr × NV`` accumulators, then the epilogue and stores;
-    returns the NaN count."""
+    returns the NaN count.  ``row_affine``: the affine map's ``alpha``/``beta`` are per row of the tile (an
+    NCHW output, rows are channels), and the panel rows are read masked to ``ncols`` (``b`` is then the
+    unpacked operand itself, whose last row may end inside the panel)."""
     builder = e.b
-    segs, seg_len, seg_stride, _, b_off, _, c_off, ldc, ncols, _, _, ab_off, lo, hi, _ = args[3:]
-    ap, op, bp, cp, alp, bep = e.data(0), e.data(1), e.data(6), e.data(8), e.data(12), e.data(13)
-    rp = e.data(17) if residual else None
+    segs, seg_len, seg_stride, _, b_off, ldb, _, c_off, ldc, ncols, _, _, ab_off, lo, hi, _ = args[3:]
+    ap, op, bp, cp, alp, bep = e.data(0), e.data(1), e.data(6), e.data(9), e.data(13), e.data(14)
+    rp = e.data(18) if residual else None
     add, mul, const = builder.add, builder.mul, e.const
+    masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
     offsets = [builder.load(builder.gep(op, [const(i)])) for i in range(mr)]
     # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
     accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(NV)] for _ in range(mr)]
     with cgutils.for_range(builder, segs) as seg:
         seg_a = mul(seg.index, seg_stride)
         rows = [add(o, seg_a) for o in offsets]
-        seg_b = add(b_off, mul(mul(seg.index, seg_len), const(NR)))
+        seg_b = add(b_off, mul(mul(seg.index, seg_len), ldb))
         with cgutils.for_range(builder, seg_len) as loop:
             t = loop.index
-            row_b = add(seg_b, mul(t, const(NR)))
-            bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
+            row_b = add(seg_b, mul(t, ldb))
+            if row_affine:
+                bv = [e.masked_load(bp, add(row_b, const(j * VW)), masks[j]) for j in range(NV)]
+            else:
+                bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
             for i in range(mr):
                 av = e.splat(builder.load(builder.gep(ap, [add(rows[i], t)])))
                 for j in range(NV):
                     builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
     lov, hiv = e.splat(lo), e.splat(hi)
-    alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
-    bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
-    masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
+    if not row_affine:
+        alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
+        bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
     nans = const(0)
     for i in range(mr):
         out_row = add(c_off, mul(const(i), ldc))
+        if row_affine:
+            alv = [e.splat(builder.load(builder.gep(alp, [add(ab_off, const(i))])))] * NV
+            bev = [e.splat(builder.load(builder.gep(bep, [add(ab_off, const(i))])))] * NV
         for j in range(NV):
             where = add(out_row, const(j * VW))
             extra = e.masked_load(rp, where, masks[j]) if residual else None
@@ -88,7 +97,7 @@ def _emit_tile(e, mr, args, residual):
     return nans
 
 
-def _microkernel(residual):
+def _microkernel(residual, row_affine=False):
     """The intrinsic computing one ``mr × NR`` tile, ``mr`` ≤ MR; ``ncols`` < NR masks the stores of a last,
     partial panel.
 
@@ -104,10 +113,10 @@ def _microkernel(residual):
     """
 
     @intrinsic
-    def tile(typingctx, a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-             ab_off, lo, hi, res):
-        sig = types.int64(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-                          ab_off, lo, hi, res)
+    def tile(typingctx, a, offs, mr, segs, seg_len, seg_stride, b, b_off, ldb, c, c_off, ldc, ncols, alpha,
+             beta, ab_off, lo, hi, res):
+        sig = types.int64(a, offs, mr, segs, seg_len, seg_stride, b, b_off, ldb, c, c_off, ldc, ncols, alpha,
+                          beta, ab_off, lo, hi, res)
 
         def codegen(context, builder, signature, args):
             e = Emitter(context, builder, signature, args)
@@ -121,7 +130,7 @@ def _microkernel(residual):
                 block = builder.append_basic_block(f"tile.rows{m}")
                 switch.add_case(ir.Constant(ir.IntType(64), m), block)
                 builder.position_at_end(block)
-                builder.store(_emit_tile(e, m, args, residual), result)
+                builder.store(_emit_tile(e, m, args, residual, row_affine), result)
                 builder.branch(done)
             builder.position_at_end(done)
             return builder.load(result)
@@ -131,17 +140,17 @@ def _microkernel(residual):
     return tile
 
 
-_plain_tile, _residual_tile = _microkernel(False), _microkernel(True)
+_plain_tile, _residual_tile, _row_tile = _microkernel(False), _microkernel(True), _microkernel(False, True)
 
 
 @njit(cache=True, inline="always")
 def _tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi,
           res, with_res):
     if with_res:
-        return _residual_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta,
-                              ab_off, lo, hi, res)
-    return _plain_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off,
-                       lo, hi, res)
+        return _residual_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, NR, c, c_off, ldc, ncols, alpha,
+                              beta, ab_off, lo, hi, res)
+    return _plain_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, NR, c, c_off, ldc, ncols, alpha, beta,
+                       ab_off, lo, hi, res)
 
 
 @njit(cache=True, inline="always")
@@ -248,6 +257,51 @@ def conv_epilogue(xp, kh, kw, sh, sw, dh, ho_n, wo_n, b, c, alpha, beta, lo, hi,
         rf, with_res = res.ravel(), True
     return _tasks(xp.ravel(), kh * kw * c_n, b.ravel(), c.ravel(), n_n * ho_n * wo_n, c.shape[1], b.shape[0],
                   alpha, beta, lo, hi, True, kh, kw, sh, sw, dh, hp, wp, c_n, ho_n, wo_n, rf, with_res)
+
+
+# Panels of columns per task of :func:`gemm_rows` (a task reads every row of x over them).
+ROWS_PANELS = 4
+
+
+@njit(cache=True, nogil=True)
+def _rows_task(wf, k, m_n, xf, of, p_n, s, p0, p1, alpha, beta, lo, hi):
+    """Panels ``p0:p1`` of sample ``s`` in :func:`gemm_rows`; their NaN count."""
+    nans = 0
+    offs = np.empty(MR, np.int64)
+    x_off = s * k * p_n
+    o_off = s * m_n * p_n
+    for panel in range(p0, p1):
+        col = panel * NR
+        ncols = min(NR, p_n - col)
+        for r in range(0, m_n, MR):
+            mr = min(MR, m_n - r)
+            for i in range(mr):
+                offs[i] = (r + i) * k
+            nans += _row_tile(wf, offs, mr, 1, k, 0, xf, x_off + col, p_n, of, o_off + r * p_n + col, p_n, ncols,
+                              alpha, beta, r, lo, hi, of[:0])
+    return nans
+
+
+@parallel_kernel()
+def gemm_rows(w, x, out, alpha, beta, lo, hi):
+    """``out[s] = clamp((w @ x[s])·alpha[row] + beta[row], lo, hi)`` for every sample ``s``; the NaN count.
+
+    The NCHW form of a 1×1 convolution: ``w`` (M, K) the weights, ``x`` (S, K, P) the samples' channels by
+    pixels and ``out`` (S, M, P), all C-contiguous float32, read and written in place -- no packing, the
+    panel rows are ``x``'s own rows (stride P), so a memory-bound layer reads its input once.  ``alpha`` and
+    ``beta`` have one value per row (output channel).  One task per :data:`ROWS_PANELS` panels of a sample.
+    """
+    m_n, k = w.shape
+    s_n, _, p_n = x.shape
+    panels = (p_n + NR - 1) // NR
+    blocks = (panels + ROWS_PANELS - 1) // ROWS_PANELS
+    wf, xf, of = w.ravel(), x.ravel(), out.ravel()
+    nans = 0
+    for t in prange(s_n * blocks):
+        s = t // blocks
+        p0 = (t % blocks) * ROWS_PANELS
+        nans += _rows_task(wf, k, m_n, xf, of, p_n, s, p0, min(panels, p0 + ROWS_PANELS), alpha, beta, lo, hi)
+    return nans
 
 
 def pack_panels(bmat):

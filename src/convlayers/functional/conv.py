@@ -508,6 +508,22 @@ def _pointwise_forward(wg, xs, out, epilogue):
     at 56x56 (2-core Intel Xeon VM).
     """
     n, groups, cout_g, length = out.shape
+    if groups == 1 and out.dtype == np.float32 and wg.dtype == np.float32 and xs.dtype == np.float32:
+        # The register-blocked GEMM reads the NCHW samples in place as its panels (no packing) and applies
+        # the epilogue per output channel before its stores: 8x64->32 @56 0.98 -> 0.55-0.61 ms (PyTorch
+        # 0.72; OpenBLAS's packed product streams this memory-bound layer at ~9 GB/s), 2 threads, 2-core
+        # Intel Xeon VM (AVX-512).
+        from .._kernels import gemm as _gemm
+        if epilogue is None:
+            alpha, beta = np.ones(cout_g, np.float32), np.zeros(cout_g, np.float32)
+            lo, hi = -np.inf, np.inf
+        else:
+            alpha, beta, lo, hi = epilogue
+        kernel = _gemm.gemm_rows.for_work(out.size * wg.shape[-1], _cl._parallel_min_macs())
+        nans = kernel(np.ascontiguousarray(wg[0]), np.ascontiguousarray(xs[:, 0]), out[:, 0],
+                      np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(beta, np.float32),
+                      np.float32(lo), np.float32(hi))
+        return nans if nans or epilogue is not None else _FINITE
 
     def checked(y, parallel):
         y = y.reshape(y.shape[0], groups * cout_g, length)
