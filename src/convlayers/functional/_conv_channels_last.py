@@ -96,8 +96,16 @@ def from_channels_last(x):
     """
     if not is_channels_last(x) or not _blocked_dtype(x.dtype):
         return np.ascontiguousarray(x)
+    return copy_to_nchw(x, np.empty(x.shape, dtype=x.dtype))
+
+
+def copy_to_nchw(x, out):
+    """Copy the channels-last ``x`` into the C-ordered ``out`` of its shape (:func:`from_channels_last` into a
+    buffer the caller has)."""
     n, c, h, w = x.shape
-    out = np.empty(x.shape, dtype=x.dtype)
+    if not _blocked_dtype(x.dtype):
+        out[...] = x
+        return out
     _transpose(x.transpose(0, 2, 3, 1).reshape(n, h * w, c), out.reshape(n, c, h * w))
     return out
 
@@ -222,7 +230,7 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
         xh = x.transpose(0, 2, 3, 1)
         if padded:
             xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
-            pad(xh, pads[0], pads[2], xp)
+            pad(xh, pads[0], pads[2], xp)  # an NCHW x (functional.conv's route) is moved channels-last here
         else:
             xp = np.ascontiguousarray(xh)
         out = alloc((n, ho, wo, cout), np.float32)
