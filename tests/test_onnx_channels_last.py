@@ -346,3 +346,28 @@ def test_pool_buffers_start_on_a_cache_line_and_come_back():
         del b
         pool.release(env.pop("v"))
         assert not pool.free[(shape, "<f4")] and other.size == int(np.prod(shape))
+
+
+@pytest.mark.parametrize("k, stride, pad, cin", [(3, 2, 1, 3), (7, 2, 3, 3), (3, 1, 1, 16)])
+def test_a_dense_conv_reads_an_nchw_input_without_a_layout_copy(monkeypatch, k, stride, pad, cin):
+    """A stem's NCHW input goes straight into the plan's zero-padding copy (no to_channels_last first); the
+    first run computes as every later one, and as PyTorch."""
+    torch = pytest.importorskip("torch")
+    from convlayers.onnx import model as model_module
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((8, cin, k, k)) / k).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[pad] * 4, strides=[stride] * 2),
+                           helper.make_node("Relu", ["c"], ["y"])], "stem",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", cin, 20, 18])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    m = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    copies = []
+    real = model_module.to_channels_last
+    monkeypatch.setattr(model_module, "to_channels_last", lambda a: copies.append(a.shape) or real(a))
+    x = rng.standard_normal((2, cin, 20, 18)).astype(np.float32)
+    first, second = m(x), m(x)
+    assert copies == []
+    np.testing.assert_array_equal(first, second)
+    want = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, stride, pad))
+    np.testing.assert_allclose(first, want.numpy(), rtol=1e-5, atol=1e-5)

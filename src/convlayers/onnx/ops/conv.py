@@ -92,22 +92,21 @@ def _single(node, x, w, b, res):
     plans = node.attrs.get("_plans")
     residual = res is not None
     key = (x.shape, x.dtype.str, w.shape, b is None, residual)
-    # a C-ordered (N, C, 1, 1) input has channels-last memory too
+    # a C-ordered (N, C, 1, 1) input has channels-last memory too; a dense k×k plan reads NCHW as it is
     nhwc = plans is not None and (_channels_last.is_channels_last(x) or (
-        x.ndim == 4 and x.shape[2] * x.shape[3] == 1 and x.flags.c_contiguous))
+        x.ndim == 4 and x.flags.c_contiguous and (x.shape[2] * x.shape[3] == 1 or (
+            node.attrs.get("_reads_nchw") and x.dtype == np.float32))))
     run = plans.get(key) if nhwc else None
+    if nhwc and key not in plans:  # planned on first sight, so that the first run computes as every later one
+        run = plans[key] = _plan(node, x, w, b, residual)
     if run is not None:
         y = run(x, _buffers.current_alloc(), res) if residual else run(x, _buffers.current_alloc())
         if y is not None:
             return y
     if residual:
         y = _conv(node, x, w, b, unclamped=True)
-        y = _add_clamp(node, y, res)
-    else:
-        y = _conv(node, x, w, b)
-    if nhwc and key not in plans:
-        plans[key] = _plan(node, x, w, b, residual)
-    return y
+        return _add_clamp(node, y, res)
+    return _conv(node, x, w, b)
 
 
 def _depthwise_pointwise(node, pre, x, w, b, res):
@@ -215,8 +214,8 @@ def _plan(node, x, w, b, residual=False):
 
     Only for a weight and bias that are the graph's constants (the node's ``_packed`` cache belongs to them).
     """
-    if x.ndim != 4 or x.dtype.kind != "f" or w.dtype != x.dtype or "_packed" not in node.attrs:
-        return None
+    if x.ndim != 4 or x.dtype not in (np.float32, np.float64) or w.dtype != x.dtype or "_packed" not in node.attrs:
+        return None  # the channels-last kernels are float32/float64 (float16 runs the functional path)
     nd, kernel, strides, dilations = _geometry(node, x, w)
     pads = resolve_pads(node, x.shape[2:], kernel, strides, dilations)
     if pads[:2] != pads[2:]:
