@@ -80,6 +80,7 @@ class OnnxModel(Module):
         for step in self._to_channels_last if self.channels_last else ():
             if _reads_nchw(order[step], graph.constants):
                 order[step].attrs["_reads_nchw"] = True
+        object.__setattr__(self, "_plan", self._run_plan())
 
     # -- metadata ---------------------------------------------------------------
 
@@ -213,19 +214,41 @@ class OnnxModel(Module):
             out.append(v)
         return out
 
-    def _steps(self, env, cached, record, fresh, buffers, _trace):
-        last_use = self._last_use
+    def _run_plan(self):
+        """Per step, what :meth:`_steps` needs, settled once: the op, its inputs, the layout rule for them and
+        the values whose last reader it is (Python work per node 4 -> ~2 µs: mobilenet_v2's 34 nodes).
+
+        Layout rule: 1 a convolution's input made channels-last, 2 channels-last inputs made C-ordered, 0 as
+        they are.  Released: not constants, not graph outputs, not values of the shape-only subgraph (those
+        are cached per input shape)."""
         outputs = {v.name for v in self.graph.outputs}
+        static_values = {o for step in self._static for o in self._order[step].outputs if o}
+        keep = set(self.graph.constants) | outputs | static_values
+        steps = []
         for step, node in enumerate(self._order):
-            if cached is not None and step in self._static:
+            if not self.channels_last:
+                layout = 0
+            elif step in self._to_channels_last:
+                layout = 1
+            else:
+                layout = 0 if node.op_type in _CHANNELS_LAST_SAFE else 2
+            release = tuple(n for n in dict.fromkeys(node.inputs)
+                            if n and self._last_use.get(n) == step and n not in keep)
+            steps.append((step, node, node.op_type, tuple(node.inputs), layout, release, step in self._static))
+        return steps
+
+    def _steps(self, env, cached, record, fresh, buffers, _trace):
+        skip_static = cached is not None
+        for step, node, op, inputs, layout, release, static in self._plan:
+            if static and skip_static:
                 continue
-            args = [env[n] if n else None for n in node.inputs]
+            args = [env[n] if n else None for n in inputs]
             while args and args[-1] is None:
                 args.pop()
-            if self.channels_last:
-                args = self._layout_args(step, node, args)
+            if layout:
+                args = self._layout_args(layout, node, args)
             try:
-                result = OPS[node.op_type][0](node, *args)
+                result = OPS[op][0](node, *args)  # looked up per run: a caller may wrap an op (tracing)
             except (ValueError, TypeError) as exc:
                 if node.label() in str(exc):
                     raise
@@ -240,27 +263,24 @@ class OnnxModel(Module):
             for name, value in zip(node.outputs, result):
                 if name:
                     env[name] = value
-                    if record and step in self._static:
+                    if record and static:
                         fresh[name] = value
             del args, result
-            for name in node.inputs:
-                if name and last_use.get(name) == step and name not in self.graph.constants \
-                        and name not in fresh and name not in outputs:
-                    if buffers is not None:
-                        buffers.release(env.pop(name, None))
-                    else:
-                        env.pop(name, None)
+            for name in release:
+                if buffers is not None:
+                    buffers.release(env.pop(name, None))
+                else:
+                    env.pop(name, None)
 
-    def _layout_args(self, step, node, args):
-        """Channels-last mode: a convolution's input made channels-last, other ops' inputs C-ordered."""
-        if step in self._to_channels_last:
+    def _layout_args(self, layout, node, args):
+        """Channels-last mode: a convolution's input made channels-last (``layout`` 1), other ops' inputs
+        C-ordered (2)."""
+        if layout == 1:
             x = args[0]
             if isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f" and x.shape[1] > 1 \
                     and x.shape[2] * x.shape[3] > 1 and not is_channels_last(x) \
                     and not (node.attrs.get("_reads_nchw") and x.dtype == np.float32 and x.flags.c_contiguous):
                 args = [to_channels_last(x)] + args[1:]
-            return args
-        if node.op_type in _CHANNELS_LAST_SAFE:
             return args
         return [from_channels_last(a) if is_channels_last(a) else a for a in args]
 
