@@ -231,6 +231,12 @@ def _forward_core(x, w, stride, pads, dilation, groups, epilogue=None, packed=No
 
 # Weights up to this many elements are packed for the implicit product on every call (see _implicit_route).
 _IMPLICIT_MAX_WEIGHT = 1 << 18
+# NCHW 1x1 products through gemm_rows only up to this many input channels: its one running sum per output
+# drifts further than BLAS's blocked sums over long ones -- torchvision's pretrained mobilenet_v2 on the cat,
+# logits against PyTorch: 7.9e-6 with the 576- and 960-channel projections left to BLAS, 1.03e-5 with them
+# here (PyTorch's own float32 logits are 8.2e-6 from float64's).  The memory-bound layers gemm_rows is for
+# are the narrow ones.
+_ROWS_MAX_K = 256
 
 
 def _scratch_alloc(shape, dtype):
@@ -516,7 +522,8 @@ def _pointwise_forward(wg, xs, out, epilogue):
     at 56x56 (2-core Intel Xeon VM).
     """
     n, groups, cout_g, length = out.shape
-    if groups == 1 and out.dtype == np.float32 and wg.dtype == np.float32 and xs.dtype == np.float32:
+    if groups == 1 and out.dtype == np.float32 and wg.dtype == np.float32 and xs.dtype == np.float32 \
+            and wg.shape[-1] <= _ROWS_MAX_K:
         # The register-blocked GEMM reads the NCHW samples in place as its panels (no packing) and applies
         # the epilogue per output channel before its stores: 8x64->32 @56 0.98 -> 0.55-0.61 ms (PyTorch
         # 0.72; OpenBLAS's packed product streams this memory-bound layer at ~9 GB/s), 2 threads, 2-core
