@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _kernels as _kernels_pkg
 from .._kernels import conv as _k
+from .._kernels import gemm as _gemm
 from .._kernels import norm as _norm_k
 from . import _conv_channels_last as _cl
 from . import _layout, _threads, _winograd
@@ -528,7 +529,6 @@ def _pointwise_forward(wg, xs, out, epilogue):
         # the epilogue per output channel before its stores: 8x64->32 @56 0.98 -> 0.55-0.61 ms (PyTorch
         # 0.72; OpenBLAS's packed product streams this memory-bound layer at ~9 GB/s), 2 threads, 2-core
         # Intel Xeon VM (AVX-512).
-        from .._kernels import gemm as _gemm
         if epilogue is None:
             alpha, beta = np.ones(cout_g, np.float32), np.zeros(cout_g, np.float32)
             lo, hi = -np.inf, np.inf
