@@ -9,6 +9,7 @@ from ..functional._conv_channels_last import from_channels_last, is_channels_las
 from ..nn.module import Module
 from . import _buffers
 from .ops import OPS
+from .ops.conv import reads_as_nchw
 
 __all__ = ["OnnxModel"]
 
@@ -278,8 +279,7 @@ class OnnxModel(Module):
         if layout == 1:
             x = args[0]
             if isinstance(x, np.ndarray) and x.ndim == 4 and x.dtype.kind == "f" and x.shape[1] > 1 \
-                    and x.shape[2] * x.shape[3] > 1 and not is_channels_last(x) \
-                    and not (node.attrs.get("_reads_nchw") and x.dtype == np.float32 and x.flags.c_contiguous):
+                    and x.shape[2] * x.shape[3] > 1 and not is_channels_last(x) and not reads_as_nchw(node, x):
                 args = [to_channels_last(x)] + args[1:]
             return args
         return [from_channels_last(a) if is_channels_last(a) else a for a in args]

@@ -87,15 +87,21 @@ def conv(node, x, w, b=None, res=None):
     return _single(node, x, w, b, res)
 
 
+def reads_as_nchw(node, x):
+    """Whether this Conv node's channels-last plan takes ``x`` as it is: a C-ordered NCHW float32 input of a node
+    the runner marked ``_reads_nchw`` (a dense k×k convolution, whose zero-padding copy moves it anyway)."""
+    return bool(node.attrs.get("_reads_nchw")) and isinstance(x, np.ndarray) and x.ndim == 4 \
+        and x.dtype == np.float32 and x.flags.c_contiguous
+
+
 def _single(node, x, w, b, res):
     """A Conv node by itself: its prepared channels-last plan, else the functional convolution."""
     plans = node.attrs.get("_plans")
     residual = res is not None
     key = (x.shape, x.dtype.str, w.shape, b is None, residual)
     # a C-ordered (N, C, 1, 1) input has channels-last memory too; a dense k×k plan reads NCHW as it is
-    nhwc = plans is not None and (_channels_last.is_channels_last(x) or (
-        x.ndim == 4 and x.flags.c_contiguous and (x.shape[2] * x.shape[3] == 1 or (
-            node.attrs.get("_reads_nchw") and x.dtype == np.float32))))
+    nhwc = plans is not None and (_channels_last.is_channels_last(x) or reads_as_nchw(node, x) or (
+        x.ndim == 4 and x.shape[2] * x.shape[3] == 1 and x.flags.c_contiguous))
     run = plans.get(key) if nhwc else None
     if nhwc and key not in plans:  # planned on first sight, so that the first run computes as every later one
         run = plans[key] = _plan(node, x, w, b, residual)
