@@ -10,7 +10,10 @@ BLAS does; these kernels do the two transforms around them:
 * :func:`winograd_input` writes ``V[6a + b, c, t] = (Bᵀ d B)[a, b]`` for every
   tile ``t`` of a block of samples and tile rows;
 * :func:`winograd_output` maps ``M`` back to output tiles, applies the fused
-  epilogue ``clamp(y·alpha + beta, lo, hi)`` and writes the output.
+  epilogue ``clamp(y·alpha + beta, lo, hi)`` and writes the output;
+* for conv3d, :func:`winograd_input_planes` transforms whole depth planes once
+  each and :func:`winograd_products3d` multiplies every output plane's ``kD``
+  transformed input planes in place (the products on :mod:`.gemm`'s tiles).
 
 Performance notes (measured on the 2-core Intel Xeon VM, AVX-512):
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import njit
+from .gemm import MR, NR, _row_tile
 
 
 @njit(cache=True, inline="always")
@@ -117,19 +121,93 @@ def winograd_input(x, n0, n1, ty0, ty1, tw, pt, pl, v):
         base = (s - n0) * rows * tw
         for c in range(c_n):
             _fill_rows(x[s, c], 4 * ty0 - pt, h, q0, q1, pl, p)
-            for ty in range(rows):
-                p0, p1, p2, p3, p4, p5 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3], p[4 * ty + 4], \
-                    p[4 * ty + 5]
-                cols = _rows6(cc, ty * wq, wq)
-                for q in range(wq):
-                    _store6(cols, q, _bt(p0[q], p1[q], p2[q], p3[q], p4[q], p5[q]))
-            for a in range(6):
-                for ty in range(rows):
-                    sr = cc[a, ty * wq:(ty + 1) * wq]
-                    dst = _taps6(v, a, c, base + ty * tw, tw)
-                    for tx in range(tw):
-                        q = 4 * tx
-                        _store6(dst, tx, _bt(sr[q], sr[q + 1], sr[q + 2], sr[q + 3], sr[q + 4], sr[q + 5]))
+            _patches(p, cc, rows, wq, tw, v, c, base)
+
+
+@njit(cache=True, inline="always")
+def _patches(p, cc, rows, wq, tw, v, c, base):
+    """``v[:, c, base:base + rows·tw]``: the transformed 6×6 patches of one zero-padded plane ``p``."""
+    for ty in range(rows):
+        p0, p1, p2, p3, p4, p5 = p[4 * ty], p[4 * ty + 1], p[4 * ty + 2], p[4 * ty + 3], p[4 * ty + 4], \
+            p[4 * ty + 5]
+        cols = _rows6(cc, ty * wq, wq)
+        for q in range(wq):
+            _store6(cols, q, _bt(p0[q], p1[q], p2[q], p3[q], p4[q], p5[q]))
+    for a in range(6):
+        for ty in range(rows):
+            sr = cc[a, ty * wq:(ty + 1) * wq]
+            dst = _taps6(v, a, c, base + ty * tw, tw)
+            for tx in range(tw):
+                q = 4 * tx
+                _store6(dst, tx, _bt(sr[q], sr[q + 1], sr[q + 2], sr[q + 3], sr[q + 4], sr[q + 5]))
+
+
+@njit(cache=True, nogil=True)
+def winograd_input_planes(x, i, z0, z1, tw, pt, pl, v):
+    """:func:`winograd_input` for the depth planes ``z0 ≤ z < z1`` of sample ``i`` of a 3-D input, whole planes.
+
+    ``x`` is (N, C, D, H, W); ``v`` is (36, z1 - z0, C, tiles per plane), a
+    plane outside ``0 ≤ z < D`` (the depth padding) all zeros.  Each plane is
+    transformed once however many output planes read it (:func:`winograd_products3d`).
+    """
+    c_n, d, h, w = x.shape[1], x.shape[2], x.shape[3], x.shape[4]
+    rows = v.shape[3] // tw
+    wq = 4 * (tw + 1)
+    p = np.zeros((4 * rows + 2, wq), x.dtype)
+    cc = np.empty((6, rows * wq), x.dtype)
+    q0 = min(pl, wq)
+    q1 = min(pl + w, wq)
+    zero = x.dtype.type(0)
+    for z in range(z0, z1):
+        vz = v[:, z - z0]
+        if z < 0 or z >= d:
+            for k in range(36):
+                for c in range(c_n):
+                    row = vz[k, c]
+                    for t in range(row.shape[0]):
+                        row[t] = zero
+            continue
+        for c in range(c_n):
+            _fill_rows(x[i, c, z], -pt, h, q0, q1, pl, p)
+            _patches(p, cc, rows, wq, tw, vz, c, 0)
+
+
+@njit(cache=True, nogil=True)
+def winograd_products3d(u, v, m, ones, zeros):
+    """``m[ξ][:, o·T:(o + 1)·T] = u[ξ] @ v[ξ, o:o + kD]`` for every output plane ``o`` and position ξ;
+    the NaN count.
+
+    ``u`` (36, C_out, kD·C) with K ordered (depth tap, channel); ``v`` (36,
+    planes, C, T) from :func:`winograd_input_planes`, so the kD planes under
+    output plane ``o`` are one (kD·C, T) block of rows, read in place as the
+    tiles' panels (row stride T, the last panel masked); ``m`` (36, C_out,
+    planes_out·T), float32 throughout; ``ones``/``zeros`` float32 of length
+    ≥ C_out (the tiles' per-row affine map, here the identity).  Serial: the
+    caller runs one block per thread.
+    """
+    xi_n, m_n, k = u.shape
+    planes, c_n, t_n = v.shape[1], v.shape[2], v.shape[3]
+    o_n = m.shape[2] // t_n
+    ldc = o_n * t_n
+    uf, vf, mf = u.ravel(), v.ravel(), m.ravel()
+    offs = np.empty(MR, np.int64)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    panels = (t_n + NR - 1) // NR
+    nans = 0
+    for xi in range(xi_n):
+        for o in range(o_n):
+            v_off = (xi * planes + o) * c_n * t_n
+            for panel in range(panels):
+                col = panel * NR
+                ncols = min(NR, t_n - col)
+                for r in range(0, m_n, MR):
+                    mr = min(MR, m_n - r)
+                    for q in range(mr):
+                        offs[q] = (xi * m_n + r + q) * k
+                    nans += _row_tile(uf, offs, mr, 1, k, 0, vf, v_off + col, t_n, mf,
+                                      (xi * m_n + r) * ldc + o * t_n + col, ldc, ncols, ones, zeros, r, lo, hi,
+                                      mf[:0])
+    return nans
 
 
 @njit(cache=True, nogil=True)

@@ -12,7 +12,9 @@ One set of kernels serves every rank: the 2-D cores of :mod:`.conv`
   plane's ``kD`` input planes into a buffer, unrolls them with the 2-D
   ``im2col`` kernel and multiplies straight into the output, plane by plane on
   the worker threads (:func:`_forward3d_planes`), unless its planes are ones the 2-D core
-  takes by Winograd (3×3 in-plane, stride 1), when it gathers as the gradients do; the gradients gather every
+  takes by Winograd (3×3 in-plane, stride 1): then Winograd over the depth planes as they lie
+  (:func:`._winograd.forward3d`), or with a depth stride or dilation the gathered planes as the
+  gradients have them; the gradients gather every
   plane's taps at once (one strided copy of ``kD`` times the input, in slices of
   the batch of at most ``_GATHER_BUDGET_BYTES``) and run the 2-D input- and
   weight-gradient cores on the ``N·D_out`` planes as one batch.
@@ -87,8 +89,14 @@ def forward(x, w, stride, pads, dilation, groups):
     cout, cin_g, kd, kh, kw = w.shape
     if _winograd.applies((x.shape[0], x.shape[1] * kd) + x.shape[3:], (cout, cin_g * kd, kh, kw), stride[1:],
                          dilation[1:], groups):
-        # planes the 2-D core takes by Winograd: the gathered batch beat the plane loop's im2col there
-        # (8x64x16x28x28, 3x3x3: 85 vs 122 ms, 2-core Intel Xeon VM)
+        # planes the 2-D core takes by Winograd: F(4x4, 3x3) over the kD·C planes under each output plane,
+        # each input plane transformed once (8x64x16x28x28, 3x3x3, 2-core Intel Xeon VM: 39-51 ms; 83 ms
+        # gathered into a copy for the 2-D core, 122 ms by the plane loop's im2col); the gathered batch
+        # where it declines (a non-finite value met, a depth stride or dilation)
+        if stride[0] == 1 and dilation[0] == 1:
+            out = _winograd.forward3d(x, w, pads)
+            if out is not None:
+                return out
         return _forward3d_gathered(x, w, stride, pads, dilation, groups)
     out = _forward3d_planes(x, w, stride, pads, dilation, groups)
     # float32 overflow can make NaN of +inf + -inf partial sums; the 2-D core recomputes those as PyTorch
