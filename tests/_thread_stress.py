@@ -67,6 +67,8 @@ x16, w16 = rng.standard_normal((3, 16, 22, 22)), rng.standard_normal((16, 16, 3,
 x16_one = rng.standard_normal((1, 16, 40, 38))  # one sample: the workers split its tile rows
 x16_3d = rng.standard_normal((2, 16, 5, 14, 14)).astype(np.float32)  # conv3d's Winograd over depth planes
 w16_3d = rng.standard_normal((16, 16, 3, 3, 3)).astype(np.float32)
+x32_12 = rng.standard_normal((8, 32, 12, 12)).astype(np.float32)  # the channels-last Winograd plan's size
+w32_3 = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
 
 
 x_cl = _cl.to_channels_last(x)                      # a channels-last batch (the layout copy's kernel)
@@ -124,6 +126,7 @@ OPS = {
     "conv2d winograd": lambda: F.conv2d(x16, w16, padding=1),
     "conv2d winograd 1 sample": lambda: F.conv2d(x16_one, w16, padding=(1, 2)),
     "conv3d winograd": lambda: F.conv3d(x16_3d, w16_3d, padding=1),
+    "conv2d winograd channels-last": lambda: F.conv2d(x32_12, w32_3, padding=1),
     "depthwise": lambda: F.conv2d(x, w_dw, padding=1, groups=8),
     "depthwise backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w_dw, padding=1, groups=8),
     "filters separable": lambda: filters.correlate2d(img, box, mode="same", boundary="symm"),

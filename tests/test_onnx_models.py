@@ -318,12 +318,13 @@ def test_constant_conv_weights_keep_their_winograd_transform(batch):
     assert node.attrs["_packed"]["winograd"].shape == (36, 32, 32)
     np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(model(x), first)  # the kept transform gives the same numbers
-    # channels-last (the default for such a graph): the packed panels and the prepared plan are kept instead
+    # channels-last (the default for such a graph): its own transform (the fused channels-last Winograd
+    # plan's panels, one (C_in, 32) panel per position) and the prepared plan are kept instead
     cl = co.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
     assert cl.channels_last
     (node,) = cl.nodes
     first = cl(x)
-    assert node.attrs["_packed"]["nhwc_panels"].shape[1] == 9 * 32 and len(node.attrs["_plans"]) == 1
+    assert node.attrs["_packed"]["nhwc_winograd"].shape == (36, 1, 32, 32) and len(node.attrs["_plans"]) == 1
     assert first.flags.c_contiguous
     np.testing.assert_allclose(first, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(cl(x), first)
