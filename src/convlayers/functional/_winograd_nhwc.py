@@ -34,6 +34,15 @@ def _block_bytes():
     return _machine.scale_to_cache(2**20, "l2", 2 * 2**20, 2**17, 4 * 2**20)
 
 
+# Tiles a call needs when its transformed weight does not fit the L2 (see applies).
+_MIN_TILES_PAST_L2 = 48
+
+
+def _l2_bytes():
+    from .. import _machine
+    return _machine.cache_bytes("l2") or 2 * 2**20
+
+
 def applies(n, cin, cout, ho, wo):
     """Whether this plan is the faster for a 3×3 stride-1 float32 channels-last layer of these sizes.
 
@@ -44,8 +53,18 @@ def applies(n, cin, cout, ho, wo):
     Lost: 512 channels (1x512 @7 1.26 -> 3.56, b8 6.05 -> 9.52: a 37 MB transformed weight, and 7x7
     outputs computed as 8x8), and 16 output channels (half of every 32-column panel empty: 1x16 @56
     0.129 -> 0.158).
+
+    The transformed weight is four times the weight (36 against 9 values per filter), and a block
+    reads all of it: inside a model, where the weights come from memory, wide layers need enough tiles
+    to pay for it.  With the caches flushed before every call (as in a model): 256->256 @14 b1 (16
+    tiles) 1.07 -> 1.33 ms, b2 1.79 -> 2.14, b4 (64 tiles) 3.20 -> 2.70, b8 6.06 -> 4.20; 128->128 @28
+    b1 (49 tiles, a 2.4 MB transform) 1.21 -> 0.94; 64->64 @56 b1 1.44 -> 1.02.  So a transform larger
+    than the L2 needs :data:`_MIN_TILES_PAST_L2` tiles.
     """
-    return min(cin, cout) >= 32 and max(cin, cout) <= 256 and min(ho, wo) >= 8
+    if not (min(cin, cout) >= 32 and max(cin, cout) <= 256 and min(ho, wo) >= 8):
+        return False
+    th, tw = _grid(ho, wo)
+    return 36 * cin * cout * 4 <= _l2_bytes() or n * th * tw >= _MIN_TILES_PAST_L2
 
 
 def plan(shape, w, pads, epilogue, packed):
