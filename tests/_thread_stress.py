@@ -76,6 +76,8 @@ x32_cl = _cl.to_channels_last(x.astype(np.float32))
 w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
 w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
 ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
+x32_12_cl = _cl.to_channels_last(x32_12)
+wino_cl = _cl.plan(x32_12.shape, np.float32, w32_3, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed={})  # a kept weight
 dw_pw = _cl.plan_depthwise_pointwise(x32_cl.shape, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1), ep32, w_pw32, ep32, {}, {})
 ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (2, 2), (1, 1, 1, 1), (1, 1),
                                                ep32, w_pw32, ep32, {}, {}, {})
@@ -126,7 +128,7 @@ OPS = {
     "conv2d winograd": lambda: F.conv2d(x16, w16, padding=1),
     "conv2d winograd 1 sample": lambda: F.conv2d(x16_one, w16, padding=(1, 2)),
     "conv3d winograd": lambda: F.conv3d(x16_3d, w16_3d, padding=1),
-    "conv2d winograd channels-last": lambda: F.conv2d(x32_12, w32_3, padding=1),
+    "conv2d winograd channels-last": lambda: wino_cl(x32_12_cl),
     "depthwise": lambda: F.conv2d(x, w_dw, padding=1, groups=8),
     "depthwise backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w_dw, padding=1, groups=8),
     "filters separable": lambda: filters.correlate2d(img, box, mode="same", boundary="symm"),

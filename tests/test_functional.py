@@ -637,15 +637,13 @@ def test_errors_match_where_torch_refuses():
     ((1, 32, 130, 129), (40, 32, 3, 3), dict(stride=2, padding=0, bias=True)),
     ((3, 16, 101, 99), (33, 16, 5, 3), dict(stride=(3, 2), padding=(2, 1), dilation=(2, 1), bias=True)),
     ((4, 24, 64, 64), (16, 24, 7, 7), dict(stride=2, padding=3)),
-    ((64, 48, 8, 8), (96, 48, 3, 3), dict(padding=1, bias=True)),      # stride 1, a small image (Winograd)
+    ((64, 48, 8, 8), (96, 48, 3, 3), dict(padding=1, bias=True)),      # stride 1, a small image
     ((8, 32, 28, 28), (16, 32, 5, 5), dict(padding=2)),                # stride 1, no Winograd for 5x5
 ])
 def test_float32_convolutions_through_the_implicit_product_match_torch(monkeypatch, x_shape, w_shape, kw):
     """NCHW k×k float32 convolutions the route picks (strided ones with enough output pixels, stride 1 on
-    small images or without Winograd) take the channels-last plans -- the implicit product, or the fused
-    Winograd blocks for a 3×3 stride-1 layer -- whose padding copy reads NCHW; the output is C-ordered NCHW
-    and PyTorch's numbers (to the float32 tolerance scaled by the output's size: Winograd's error is ~1e-5
-    of the largest value)."""
+    small images or without Winograd) take the channels-last implicit product (its padding copy reads
+    NCHW); the output is C-ordered NCHW and PyTorch's numbers."""
     from convlayers.functional import _conv_channels_last as cl
     taken = []
     plan = cl.plan

@@ -54,12 +54,14 @@ def test_matches_torch_on_a_grid(n, cin, cout, h, w, pads, residual, bounds, thr
 
 @pytest.mark.parametrize("n, c, hw", [(1, 64, 56), (1, 128, 28), (4, 256, 14), (64, 96, 8)])
 def test_the_channels_last_plan_takes_it_where_it_won(n, c, hw, rng, monkeypatch):
+    # only for a weight the caller keeps (``packed``): redone every call, the transform costs more than it saves
     calls = []
     real = wn.plan
     monkeypatch.setattr(wn, "plan", lambda *a: calls.append(1) or real(*a))
     x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
     wt = (rng.standard_normal((c, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
-    run = cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1) is not None and not calls
+    run = cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed={})  # a kept weight
     assert calls
     expected = TF.conv2d(torch.from_numpy(x), torch.from_numpy(wt), padding=1).numpy()
     assert_close(run(cl.to_channels_last(x)), expected)
@@ -75,12 +77,13 @@ def test_other_layers_keep_the_implicit_product(shape, wshape, kw, monkeypatch):
     monkeypatch.setattr(wn, "plan", lambda *a: pytest.fail("not a Winograd layer"))
     w = np.zeros(wshape, np.float32)
     assert cl.plan(shape, np.float32, w, kw.get("stride", (1, 1)), (1, 1, 1, 1), kw.get("dilation", (1, 1)),
-                   1) is not None
+                   1, packed={}) is not None
 
 
 def test_float64_keeps_its_own_path(monkeypatch):
     monkeypatch.setattr(wn, "plan", lambda *a: pytest.fail("float32 only"))
-    assert cl.plan((1, 64, 20, 20), np.float64, np.zeros((64, 64, 3, 3)), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    assert cl.plan((1, 64, 20, 20), np.float64, np.zeros((64, 64, 3, 3)), (1, 1), (1, 1, 1, 1), (1, 1), 1,
+                   packed={})
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
@@ -91,7 +94,8 @@ def test_non_finite_values_are_reported_and_placed_as_torch_by_the_caller(bad, r
     ones, zeros = np.ones(32, np.float32), np.zeros(32, np.float32)
     _, count = wn.plan(x.shape, wt, (1, 1, 1, 1), (ones, zeros, -np.inf, np.inf), {})(cl.to_channels_last(x))
     assert count > 0
-    assert cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1)(cl.to_channels_last(x)) is None
+    assert cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed={})(cl.to_channels_last(x)) \
+        is None
     got = F.conv2d(x, wt, padding=1)  # functional recomputes the call where the plan declines
     expected = TF.conv2d(torch.from_numpy(x), torch.from_numpy(wt), padding=1).numpy()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))

@@ -261,8 +261,9 @@ def _implicit_route(x, w, stride, dilation, groups, ho, wo):
       (8x64->64 @56 4.00 vs 5.67) or with under 1024 output pixels;
     * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product).
 
-    The channels-last plan itself takes 3×3 stride-1 layers of 32-256 channels by fused Winograd blocks
-    (``_winograd_nhwc``; 64x96->96 @8x8 3.55 -> 1.99 ms against the implicit product there).
+    With a weight the caller keeps (``packed``), the channels-last plan takes 3×3 stride-1 layers of 32-256
+    channels by fused Winograd blocks (``_winograd_nhwc``; 64x96->96 @8x8 3.55 -> 1.99 ms against the
+    implicit product there); without, the implicit product (the transform redone every call lost).
 
     This VM runs some kernels at two speeds minutes apart (the implicit product on 64x48->96 @8x8 took
     1.2 and 2.1 ms in runs of the same script): the figures above are pairs timed alternately.
