@@ -70,6 +70,7 @@ x16_one = rng.standard_normal((1, 16, 40, 38))  # one sample: the workers split 
 x_cl = _cl.to_channels_last(x)                      # a channels-last batch (the layout copy's kernel)
 x32_cl = _cl.to_channels_last(x.astype(np.float32))
 w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
+x32_small = np.ascontiguousarray(x[:, :, :12, :12], dtype=np.float32)
 w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
 ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
 dw_pw = _cl.plan_depthwise_pointwise(x32_cl.shape, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1), ep32, w_pw32, ep32, {}, {})
@@ -117,6 +118,8 @@ OPS = {
     "conv2d backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w3, padding=1),
     "conv2d backward 1 sample": lambda: F.conv2d_backward(np.ones((1, 5, 5, 41)), x_wide, w_s, stride=2,
                                                            padding=1),
+    "conv2d backward float32": lambda: F.conv2d_backward(np.ones((4, 8, 12, 12), np.float32), x32_small, w3_32,
+                                                          padding=1),  # the register-blocked weight gradient
     "conv2d_affine": lambda: _conv.conv2d_affine(x[:1, :, :12, :12], w3, None, 1, 1, 1, 1, "zeros", gamma, beta,
                                                  0.0, 6.0),
     "conv2d winograd": lambda: F.conv2d(x16, w16, padding=1),

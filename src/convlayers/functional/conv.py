@@ -33,6 +33,7 @@ from .._kernels import conv as _k
 from .._kernels import gemm as _gemm
 from .._kernels import norm as _norm_k
 from . import _conv_channels_last as _cl
+from . import _conv_grad as _grad
 from . import _layout, _threads, _winograd
 from ._conv_args import conv_args, out_hw
 
@@ -661,10 +662,15 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         kernel(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
                wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
         return gw.reshape(w_shape)
+    product = _grad.weight_grad_route(x, go, w_shape, groups)  # the register-blocked product (see _conv_grad)
+    if product == "first":
+        return _grad.weight_grad(x, go, w_shape, stride, pads, dilation)
     if _winograd.applies(x.shape, w_shape, stride, dilation, groups):
         fast = _winograd.weight_grad(x.astype(dtype, copy=False), go, pads)
         if fast is not None:  # None: too small, or a non-finite sum that the products below must place
             return fast
+    if product == "last":
+        return _grad.weight_grad(x, go, w_shape, stride, pads, dilation)
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
     if kh == 1 and kw == 1:
