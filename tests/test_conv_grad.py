@@ -86,3 +86,30 @@ def test_nan_is_counted_and_propagates():
     go = np.ones((2, 4, 5, 5), np.float32)
     gw = _conv_grad.weight_grad(x, go, (4, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
     assert np.isnan(gw[:, 3]).all() and np.isfinite(np.delete(gw, 3, axis=1)).all()
+
+
+@pytest.mark.parametrize("shape", [(96, 48, 3, 3), (5, 3, 2, 3), (gemm.NR + 1, 2 * gemm.NR - 1, 3, 1), (7, 1, 5, 5)])
+def test_conv_panels_are_the_reordered_packing(shape):
+    from convlayers.functional import _layout
+    w = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    np.testing.assert_array_equal(gemm.conv_panels(w), gemm.pack_panels(_layout.taps_channels_out(w)))
+    np.testing.assert_array_equal(gemm.conv_panels(w, flip=True),
+                                  gemm.pack_panels(_layout.taps_channels_out(_layout.flipped_transposed(w, 1))))
+
+
+@pytest.mark.parametrize("case", [(64, 48, 96, 8, (1, 1)), (16, 20, 17, 9, (2, 1))])  # (dilated along the width: no implicit product)
+def test_input_grad_through_the_implicit_product_matches_torch(monkeypatch, case):
+    """The stride-1 input gradient runs as the implicit product on panels packed from the weight itself."""
+    n, cin, cout, h, dilation = case
+    rng = np.random.default_rng(n + cin)
+    x = rng.standard_normal((n, cin, h, h)).astype(np.float32)
+    w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32)
+    go = rng.standard_normal((n, cout, h, h)).astype(np.float32)
+    flips = []
+    real = gemm.conv_panels
+    monkeypatch.setattr(gemm, "conv_panels", lambda w, flip=False: flips.append(flip) or real(w, flip))
+    gi, _, _ = F.conv2d_backward(go, x, w, padding=dilation, dilation=dilation, output_mask=(True, False, False))
+    assert True in flips, "the implicit product did not run"
+    gi64, _ = _torch_grads(x, w, go, 1, dilation, dilation, torch.float64)
+    gi32, _ = _torch_grads(x, w, go, 1, dilation, dilation, torch.float32)
+    assert np.abs(gi - gi64).max() <= 4 * np.abs(gi32 - gi64).max() + 1e-6 * np.abs(gi64).max()

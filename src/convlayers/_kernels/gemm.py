@@ -322,6 +322,15 @@ def pack_panels(bmat):
     return out
 
 
+def conv_panels(w, flip=False):
+    """:func:`pack_conv_panels` of the float32 weight ``w`` into a new aligned buffer."""
+    cout, cin, kh, kw = w.shape
+    cols, k = (cin, kh * kw * cout) if flip else (cout, kh * kw * cin)
+    out = aligned_zeros((-(-cols // NR), k, NR), np.float32)
+    pack_conv_panels(w, flip, out)
+    return out
+
+
 def epilogue_columns(epilogue, n):
     """``(alpha, beta, lo, hi)`` for ``n`` columns as the kernels take it: the vectors padded to whole panels
     (:func:`pad_columns`), the bounds float32."""
@@ -431,3 +440,39 @@ def conv_weight_grad(xp, kh, kw, sh, sw, dh, dw, go, gw, chunks):
                                       r * k + panel * NR, k, ncols, ones, zeros, panel * NR, lo, hi, cf,
                                       s0 > 0 or r0 > 0)
     return nans
+
+
+@njit(cache=True, nogil=True)
+def pack_conv_panels(w, flip, out):
+    """A convolution's (C_out, C, kh, kw) weight as the panels of its channels-last product, straight into ``out``.
+
+    Without ``flip``, ``out`` (⌈C_out/NR⌉, kh·kw·C, NR) packs B[(i·kw + j)·C + c, o] = w[o, c, i, j]
+    (:func:`pack_panels` of ``functional._layout.taps_channels_out(w)``); with it, ``out``
+    (⌈C/NR⌉, kh·kw·C_out, NR) packs the input gradient's B[(i·kw + j)·C_out + o, c] =
+    w[o, c, kh-1-i, kw-1-j] (of ``flipped_transposed(w, 1)``).  Panel columns past the last are zeroed.
+    One pass instead of a reorder and a per-panel NumPy copy: 192x96x3x3 0.16 -> 0.07 ms, and with the
+    flip 0.26 -> 0.09 ms, one core of the 2-core Intel Xeon VM.
+    """
+    cout, cin, kh, kw = w.shape
+    out[...] = 0
+    taps = kh * kw
+    # written in order, read across the weight's rows: written across the panel rows instead (one cache
+    # line a value, out of L1) took 0.36 ms for 192x96x3x3 (2-core Intel Xeon VM)
+    if flip:
+        for p in range(out.shape[0]):
+            lanes = min(NR, cin - p * NR)
+            for i in range(kh):
+                for j in range(kw):
+                    for o in range(cout):
+                        row = out[p, (taps - 1 - i * kw - j) * cout + o]
+                        for lane in range(lanes):
+                            row[lane] = w[o, p * NR + lane, i, j]
+    else:
+        for p in range(out.shape[0]):
+            lanes = min(NR, cout - p * NR)
+            for i in range(kh):
+                for j in range(kw):
+                    for c in range(cin):
+                        row = out[p, (i * kw + j) * cin + c]
+                        for lane in range(lanes):
+                            row[lane] = w[p * NR + lane, c, i, j]

@@ -616,7 +616,14 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         # At stride 1 the input gradient is itself a convolution: the output gradient, padded to
         # "full", correlated with the flipped, channel-transposed kernel.  That reuses the
         # forward's im2col + BLAS path instead of a scatter (col2im).
-        return _forward_core(go, _layout.flipped_transposed(w, groups), (1, 1), back_pads, dilation, groups)
+        packed = None
+        wf = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]  # flipped_transposed as a view, for the route's check
+        if groups == 1 and _implicit_route(go, wf, (1, 1), dilation, 1, h, wd):
+            # the implicit product's panels packed from w itself: no flipped copy, no reorder of it
+            packed = {"nhwc_panels": _gemm.conv_panels(w, flip=True)}
+        else:
+            wf = _layout.flipped_transposed(w, groups)
+        return _forward_core(go, wf, (1, 1), back_pads, dilation, groups, packed=packed)
     wgt = np.ascontiguousarray(w.reshape(groups, cout_g, cin_g * kh * kw).transpose(0, 2, 1))
     if kh == 1 and kw == 1:
         dxs = _threads.matmul(wgt, go.reshape(n, groups, cout_g, ho * wo)).reshape(n, cin, ho, wo)
