@@ -260,13 +260,18 @@ def _implicit_route(x, w, stride, dilation, groups, ho, wo):
       CNN's training step 20.5 -> 18.0 ms; not with wide weights, whose Winograd savings win
       (16x256->256 @14 9.61 vs 11.76, @8 3.76 vs 4.19, 8x512->512 @7 6.48 vs 10.65), nor on large images
       (8x64->64 @56 4.00 vs 5.67) or with under 1024 output pixels;
-    * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product).
+    * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product),
+      except on small images at stride 1, where the channels-last unroll + BLAS it replaces had the
+      per-call costs (the digits CNN's 64x1->48 3x3 @8x8 0.30 -> 0.135, 64x3->32 @8x8 0.33 -> 0.125;
+      still lost at 64x1->32 @28, 0.84 vs 0.94).
 
     This VM runs some kernels at two speeds minutes apart (the implicit product on 64x48->96 @8x8 took
     1.2 and 2.1 ms in runs of the same script): the figures above are pairs timed alternately.
     """
     if not (x.dtype == np.float32 and w.dtype == np.float32 and groups == 1 and w.shape[2] * w.shape[3] > 1
-            and dilation[1] == 1 and x.flags.c_contiguous and x.shape[1] >= 16):
+            and dilation[1] == 1 and x.flags.c_contiguous):
+        return False
+    if x.shape[1] < 16 and not (tuple(stride) == (1, 1) and ho * wo <= 256):
         return False
     pixels = x.shape[0] * ho * wo
     if tuple(stride) != (1, 1):
