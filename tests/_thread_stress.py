@@ -83,6 +83,17 @@ def bn_train():
     return (y,) + tuple(g for g in _norm.batch_norm_train_backward(np.ones_like(y), saved) if g is not None)
 
 
+def adam_step():  # a fresh optimizer each call: the result depends on the inputs only
+    from convlayers import optim
+    from convlayers.autograd import Tensor
+    p = Tensor(x.copy(), requires_grad=True)
+    p.grad = np.ones_like(x)
+    opt = optim.Adam([p], lr=0.1)
+    opt.step()
+    opt.step()
+    return p.data
+
+
 def correlate_valid():  # compiled but not reached by convlayers.filters today: called directly
     out = np.empty((67, 87))
     _kernels.filters.correlate_valid(img, rank2, out)
@@ -145,6 +156,7 @@ OPS = {
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
+    "adam step": adam_step,
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),
 }
