@@ -74,6 +74,7 @@ w32_3 = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
 x_cl = _cl.to_channels_last(x)                      # a channels-last batch (the layout copy's kernel)
 x32_cl = _cl.to_channels_last(x.astype(np.float32))
 w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
+x32_small = np.ascontiguousarray(x[:, :, :12, :12], dtype=np.float32)
 w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
 ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
 x32_12_cl = _cl.to_channels_last(x32_12)
@@ -86,6 +87,17 @@ ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_3
 def bn_train():
     y, saved = _norm.batch_norm_forward(x, rm.copy(), rv.copy(), gamma, beta, training=True)
     return (y,) + tuple(g for g in _norm.batch_norm_train_backward(np.ones_like(y), saved) if g is not None)
+
+
+def adam_step():  # a fresh optimizer each call: the result depends on the inputs only
+    from convlayers import optim
+    from convlayers.autograd import Tensor
+    p = Tensor(x.copy(), requires_grad=True)
+    p.grad = np.ones_like(x)
+    opt = optim.Adam([p], lr=0.1)
+    opt.step()
+    opt.step()
+    return p.data
 
 
 def correlate_valid():  # compiled but not reached by convlayers.filters today: called directly
@@ -123,6 +135,8 @@ OPS = {
     "conv2d backward": lambda: F.conv2d_backward(np.ones((4, 8, 24, 24)), x, w3, padding=1),
     "conv2d backward 1 sample": lambda: F.conv2d_backward(np.ones((1, 5, 5, 41)), x_wide, w_s, stride=2,
                                                            padding=1),
+    "conv2d backward float32": lambda: F.conv2d_backward(np.ones((4, 8, 12, 12), np.float32), x32_small, w3_32,
+                                                          padding=1),  # the register-blocked weight gradient
     "conv2d_affine": lambda: _conv.conv2d_affine(x[:1, :, :12, :12], w3, None, 1, 1, 1, 1, "zeros", gamma, beta,
                                                  0.0, 6.0),
     "conv2d winograd": lambda: F.conv2d(x16, w16, padding=1),
@@ -150,6 +164,7 @@ OPS = {
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
+    "adam step": adam_step,
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),
 }

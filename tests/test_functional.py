@@ -541,11 +541,32 @@ def test_channels_last_unroll_matches_torch(monkeypatch, x_shape, w_shape, kw, d
     import convlayers.functional.conv as conv_module
     if x_shape[0] < 64:
         monkeypatch.setattr(conv_module, "_CHANNELS_LAST_MIN_PIXELS", 0)
+    # float32 weight gradients go to the register-blocked product (tests/test_conv_grad.py): kept off here so
+    # that this path stays tested in both dtypes
+    monkeypatch.setattr(conv_module._grad, "weight_grad_route", lambda *a: None)
+    monkeypatch.setattr(conv_module, "_implicit_route", lambda *a: False)  # likewise the float32 forward
     calls = []
     real = conv_module._unrolled_nhwc
     monkeypatch.setattr(conv_module, "_unrolled_nhwc", lambda *a: calls.append(1) or real(*a))
     _conv_and_gradients_match_torch(x_shape, w_shape, kw, dtype, seed=11)
     assert len(calls) >= 2, "the channels-last unroll did not run for the forward and the weight gradient"
+
+
+@pytest.mark.parametrize("x_shape, cout", [((64, 1, 8, 8), 48), ((64, 3, 8, 8), 32), ((40, 2, 6, 5), 17)])
+def test_few_channel_small_images_run_the_implicit_product(monkeypatch, x_shape, cout):
+    """The digits CNN's 1-channel stem (and alike: few channels, at most 256 pixels) goes channels-last implicit."""
+    import convlayers.functional.conv as conv_module
+    calls = []
+    real = conv_module._implicit_route
+    monkeypatch.setattr(conv_module, "_implicit_route", lambda *a: calls.append(real(*a)) or calls[-1])
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal((cout, x_shape[1], 3, 3)).astype(np.float32)
+    got = F.conv2d(x, w, padding=1)
+    assert calls == [True]
+    want64 = TF.conv2d(t(x.astype(np.float64)), t(w.astype(np.float64)), padding=1).numpy()
+    want32 = TF.conv2d(t(x), t(w), padding=1).numpy()
+    assert np.abs(got - want64).max() <= 4 * np.abs(want32 - want64).max() + 1e-6
 
 
 # --------------------------------------------------------------------------- bad input

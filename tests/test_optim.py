@@ -190,3 +190,34 @@ def test_update_is_in_place():
 def test_bad_arguments(call, exc, match):
     with pytest.raises(exc, match=match):
         call(cl.tensor([1.0], requires_grad=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kw", [dict(lr=1e-3), dict(lr=0.05, betas=(0.3, 0.9), weight_decay=0.1),
+                                dict(lr=0.01, maximize=True)])
+@pytest.mark.parametrize("cls", ["Adam", "AdamW"])
+def test_compiled_adam_step_is_the_numpy_step_bit_for_bit(monkeypatch, dtype, kw, cls):
+    """The one-pass kernel (``_kernels.optim.adam_update``) gives the NumPy update's bits, both lerp formulas."""
+    import convlayers.optim as optim_module
+    rng = np.random.default_rng(8)
+    start = rng.standard_normal((7, 33)).astype(dtype)
+    grads = [rng.standard_normal((7, 33)).astype(dtype) for _ in range(4)]
+    calls = []
+    real = optim_module._optim_k.adam_update
+    monkeypatch.setattr(optim_module._optim_k, "adam_update", type("K", (), {
+        "for_work": staticmethod(lambda n: (lambda *a: calls.append(1) or real(*a)))}))
+
+    def run(fused):
+        monkeypatch.setattr(optim_module, "_fused_adam_fits", (lambda *a: True) if fused else (lambda *a: False))
+        w = cl.tensor(start.copy(), requires_grad=True)
+        opt = getattr(optim, cls)([w], **kw)
+        for g in grads:
+            w.grad = g.copy()
+            opt.step()
+        return w.data, opt.state[w]
+
+    (fast, fs), (slow, ss) = run(True), run(False)
+    assert calls and fast.dtype == dtype
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fs["exp_avg"], ss["exp_avg"])
+    np.testing.assert_array_equal(fs["exp_avg_sq"], ss["exp_avg_sq"])

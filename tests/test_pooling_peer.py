@@ -98,3 +98,21 @@ def test_opinfo_errors(name, case):
 @pytest.mark.parametrize("case", [c for m in MODULES for c in module_cases(m)], ids=str)
 def test_moduleinfo_forward(case):
     case.check(getattr(nn, case.cls_name))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, ceil_mode", [((3, 4, 8, 8), False), ((2, 3, 7, 9), False), ((2, 3, 7, 9), True)])
+def test_max_pool_2x2_stride_2_values_and_indices_match_torch(dtype, shape, ceil_mode):
+    """The 2x2/2 fast path of the max-pool kernel: ties, -inf windows and NaNs (the last NaN wins) as PyTorch."""
+    import torch
+    import convlayers.functional as F
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, shape).astype(dtype)  # many ties
+    x[0, 0, :2, :2] = -np.inf
+    x[0, 1, 2, 2] = np.nan
+    x[1, 0, 0, 1] = np.nan
+    x[1, 0, 1, 0] = np.nan
+    got, idx = F.max_pool2d(x, 2, ceil_mode=ceil_mode, return_indices=True)
+    want, want_idx = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(got, want.numpy())
+    np.testing.assert_array_equal(idx, want_idx.numpy())

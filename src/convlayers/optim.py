@@ -29,6 +29,7 @@ import sys
 
 import numpy as np
 
+from ._kernels import optim as _optim_k
 from .autograd import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -253,11 +254,19 @@ class Adam(Optimizer):
             else:
                 grad = grad + wd * p.data
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        step_size = lr / (1 - beta1 ** step)
+        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        if not group["amsgrad"] and _fused_adam_fits(p.data, grad, exp_avg, exp_avg_sq):
+            # One compiled pass, the same operations as below: the digits CNN's Adam step (11 parameters,
+            # 0.23M values) spent ~0.8 ms in the NumPy passes (2-core Intel Xeon VM).
+            t = p.data.dtype.type
+            kernel = _optim_k.adam_update.for_work(p.data.size)
+            kernel(p.data.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), exp_avg_sq.reshape(-1), t(1 - beta1),
+                   t(beta2), t(1 - beta2), t(bias_correction2_sqrt), t(eps), t(-step_size))
+            return
         _lerp_(exp_avg, grad, 1 - beta1)
         exp_avg_sq *= beta2
         exp_avg_sq += (1 - beta2) * (grad * grad)
-        step_size = lr / (1 - beta1 ** step)
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
         second = exp_avg_sq
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
@@ -286,6 +295,14 @@ class AdamW(Adam):
                  amsgrad=False, *, maximize=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize)
+
+
+def _fused_adam_fits(param, grad, exp_avg, exp_avg_sq):
+    """Whether the compiled Adam step takes these arrays: one float dtype, all C-contiguous, same shape."""
+    arrays = (param, grad, exp_avg, exp_avg_sq)
+    return (param.dtype in (np.float32, np.float64) and all(a.dtype == param.dtype and a.shape == param.shape
+                                                          and a.flags.c_contiguous for a in arrays)
+            and param.flags.writeable)
 
 
 def _lerp_(start, end, weight):

@@ -22,6 +22,9 @@ width and MR follow the CPU: 16 floats and 12 rows with AVX-512's 32
 registers, else 8 floats and 6 rows (AVX2's 16 registers: 12 accumulators, 2
 panel vectors and a broadcast).
 
+:func:`conv_weight_grad` runs the same tiles for a convolution's weight gradient, packing the
+channels-last unroll of the input a block of pixels at a time instead of unrolling it whole.
+
 Sums run over k in order with one rounding per fused multiply-add, so they
 differ from BLAS's in the last bits (as two BLAS builds do).  The NaN count
 of the result is returned, as by the other epilogues, for the caller's repairs.
@@ -49,9 +52,10 @@ NV = 2  # vectors of columns per tile
 NR = NV * VW  # columns per panel
 
 
-def _emit_tile(e, mr, args, residual, row_affine=False):
-    """The IR of one ``mr × NR`` tile: the K loop on ``mr × NV`` accumulators, then the epilogue and stores;
-    returns the NaN count.  ``row_affine``: the affine map's ``alpha``/``beta`` are per row of the tile (an
+def _emit_tile(e, mr, args, residual, row_affine=False, nv=NV):
+    """The IR of one ``mr × NR`` tile: the K loop on ``mr × nv`` accumulators, then the epilogue and stores;
+    returns the NaN count (``nv`` < NV: only the first ``nv`` vectors of the panel's columns).
+    ``row_affine``: the affine map's ``alpha``/``beta`` are per row of the tile (an
     NCHW output, rows are channels), and the panel rows are read masked to ``ncols`` (``b`` is then the
     unpacked operand itself, whose last row may end inside the panel)."""
     builder = e.b
@@ -59,10 +63,10 @@ def _emit_tile(e, mr, args, residual, row_affine=False):
     ap, op, bp, cp, alp, bep = e.data(0), e.data(1), e.data(6), e.data(9), e.data(13), e.data(14)
     rp = e.data(18) if residual else None
     add, mul, const = builder.add, builder.mul, e.const
-    masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(NV)]
+    masks = [e.lanes_below(builder.sub(ncols, const(j * VW))) for j in range(nv)]
     offsets = [builder.load(builder.gep(op, [const(i)])) for i in range(mr)]
     # accumulators in allocas: LLVM's SROA keeps them in registers across the loops
-    accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(NV)] for _ in range(mr)]
+    accs = [[cgutils.alloca_once_value(builder, e.zero()) for _ in range(nv)] for _ in range(mr)]
     with cgutils.for_range(builder, segs) as seg:
         seg_a = mul(seg.index, seg_stride)
         rows = [add(o, seg_a) for o in offsets]
@@ -71,24 +75,24 @@ def _emit_tile(e, mr, args, residual, row_affine=False):
             t = loop.index
             row_b = add(seg_b, mul(t, ldb))
             if row_affine:
-                bv = [e.masked_load(bp, add(row_b, const(j * VW)), masks[j]) for j in range(NV)]
+                bv = [e.masked_load(bp, add(row_b, const(j * VW)), masks[j]) for j in range(nv)]
             else:
-                bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(NV)]
+                bv = [e.load(bp, add(row_b, const(j * VW))) for j in range(nv)]
             for i in range(mr):
                 av = e.splat(builder.load(builder.gep(ap, [add(rows[i], t)])))
-                for j in range(NV):
+                for j in range(nv):
                     builder.store(e.fma(av, bv[j], builder.load(accs[i][j])), accs[i][j])
     lov, hiv = e.splat(lo), e.splat(hi)
     if not row_affine:
-        alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(NV)]
-        bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(NV)]
+        alv = [e.load(alp, add(ab_off, const(j * VW))) for j in range(nv)]
+        bev = [e.load(bep, add(ab_off, const(j * VW))) for j in range(nv)]
     nans = const(0)
     for i in range(mr):
         out_row = add(c_off, mul(const(i), ldc))
         if row_affine:
-            alv = [e.splat(builder.load(builder.gep(alp, [add(ab_off, const(i))])))] * NV
-            bev = [e.splat(builder.load(builder.gep(bep, [add(ab_off, const(i))])))] * NV
-        for j in range(NV):
+            alv = [e.splat(builder.load(builder.gep(alp, [add(ab_off, const(i))])))] * nv
+            bev = [e.splat(builder.load(builder.gep(bep, [add(ab_off, const(i))])))] * nv
+        for j in range(nv):
             where = add(out_row, const(j * VW))
             extra = e.masked_load(rp, where, masks[j]) if residual else None
             v, count = e.finish(builder.load(accs[i][j]), alv[j], bev[j], lov, hiv, masks[j], extra)
@@ -97,7 +101,7 @@ def _emit_tile(e, mr, args, residual, row_affine=False):
     return nans
 
 
-def _microkernel(residual, row_affine=False):
+def _microkernel(residual, row_affine=False, nv=NV):
     """The intrinsic computing one ``mr × NR`` tile, ``mr`` ≤ MR; ``ncols`` < NR masks the stores of a last,
     partial panel.
 
@@ -130,7 +134,7 @@ def _microkernel(residual, row_affine=False):
                 block = builder.append_basic_block(f"tile.rows{m}")
                 switch.add_case(ir.Constant(ir.IntType(64), m), block)
                 builder.position_at_end(block)
-                builder.store(_emit_tile(e, m, args, residual, row_affine), result)
+                builder.store(_emit_tile(e, m, args, residual, row_affine, nv), result)
                 builder.branch(done)
             builder.position_at_end(done)
             return builder.load(result)
@@ -141,11 +145,21 @@ def _microkernel(residual, row_affine=False):
 
 
 _plain_tile, _residual_tile, _row_tile = _microkernel(False), _microkernel(True), _microkernel(False, True)
+# Tiles of a last panel with at most VW columns multiply one vector of them, not NV: the input gradient of
+# the digits CNN's 48->96 3x3 at 8x8, batch 64 (48 output columns, a panel and a half), 1.54 -> 1.38 ms
+# (2 threads, 2-core Intel Xeon VM, old and new in alternating processes).
+_plain_half, _residual_half = _microkernel(False, nv=1), _microkernel(True, nv=1)
 
 
 @njit(cache=True, inline="always")
 def _tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, c, c_off, ldc, ncols, alpha, beta, ab_off, lo, hi,
           res, with_res):
+    if ncols <= VW:
+        if with_res:
+            return _residual_half(a, offs, mr, segs, seg_len, seg_stride, b, b_off, NR, c, c_off, ldc, ncols,
+                                  alpha, beta, ab_off, lo, hi, res)
+        return _plain_half(a, offs, mr, segs, seg_len, seg_stride, b, b_off, NR, c, c_off, ldc, ncols, alpha, beta,
+                           ab_off, lo, hi, res)
     if with_res:
         return _residual_tile(a, offs, mr, segs, seg_len, seg_stride, b, b_off, NR, c, c_off, ldc, ncols, alpha,
                               beta, ab_off, lo, hi, res)
@@ -319,6 +333,15 @@ def pack_panels(bmat):
     return out
 
 
+def conv_panels(w, flip=False):
+    """:func:`pack_conv_panels` of the float32 weight ``w`` into a new aligned buffer."""
+    cout, cin, kh, kw = w.shape
+    cols, k = (cin, kh * kw * cout) if flip else (cout, kh * kw * cin)
+    out = aligned_zeros((-(-cols // NR), k, NR), np.float32)
+    pack_conv_panels(w, flip, out)
+    return out
+
+
 def epilogue_columns(epilogue, n):
     """``(alpha, beta, lo, hi)`` for ``n`` columns as the kernels take it: the vectors padded to whole panels
     (:func:`pad_columns`), the bounds float32."""
@@ -331,3 +354,136 @@ def pad_columns(v, n):
     out = np.zeros(-(-n // NR) * NR, dtype=np.float32)
     out[:n] = v
     return out
+
+
+# Pixels of the weight gradient's product per pass over a panel: 256 of them are 32 KiB of panel rows, packed
+# just before the row tiles read them, to stay in L1 (48 KiB a core on the 2-core Intel Xeon VM; a size for
+# that L1, not measured elsewhere).  It bounds the packing buffer whatever the batch; against whole-batch
+# panels (512 KiB, from L2) it measured about the same (64x48->96 @8x8: 1.84 vs 1.77 ms, 2 threads).
+PIXEL_BLOCK = 256
+
+
+@njit(cache=True, nogil=True)
+def _pack_window_panel(xf, hp, wp, c_n, wo_n, sh, sw, s0, s1, r0, r1, colofs, q0, ncols, buf):
+    """Pack the panel rows of output pixels (s, ho, wo), s0 ≤ s < s1, r0 ≤ ho < r1, of the channels-last unroll.
+
+    ``buf[p·NR + l] = xf[window(p) + colofs[q0 + l]]``, ``window(p)`` being pixel ``p``'s window corner in the
+    padded (N, Hp, Wp, C) input; lanes from ``ncols`` on are zeroed (multiplied, never stored).  The panel's
+    columns are copied as runs of consecutive offsets (a window row is kw·C contiguous values): a gather a
+    value took 1.2 ms of the 48->96 3x3 @8x8 batch 64 weight gradient (14 panels, one core), runs 0.5 ms.
+    """
+    starts = np.empty(NR + 1, np.int64)
+    runs = 0
+    for q in range(ncols):
+        if q == 0 or colofs[q0 + q] != colofs[q0 + q - 1] + 1:
+            starts[runs] = q
+            runs += 1
+    starts[runs] = ncols
+    p = 0
+    zero = np.float32(0)
+    for s in range(s0, s1):
+        for ho in range(r0, r1):
+            for wo in range(wo_n):
+                base = ((s * hp + ho * sh) * wp + wo * sw) * c_n
+                row = p * NR
+                for u in range(runs):
+                    a, b = starts[u], starts[u + 1]
+                    dst = buf[row + a:row + b]
+                    src = xf[base + colofs[q0 + a]:]
+                    for q in range(b - a):  # from 0: no negative-index wrap in the loop, which vectorises
+                        dst[q] = src[q]
+                for q in range(ncols, NR):
+                    buf[row + q] = zero
+                p += 1
+
+
+@parallel_kernel()
+def conv_weight_grad(xp, kh, kw, sh, sw, dh, dw, go, gw, chunks):
+    """The weight gradient of a convolution, ``gw`` (C_out, kh·kw·C) from its padded input and output gradient.
+
+    ``gw[o, (i·kw + j)·C + c] = Σ_p go[n, o, ho, wo] · xp[n, ho·sh + i·dh, wo·sw + j·dw, c]`` over the output
+    pixels ``p = (n, ho, wo)``: the product of the (C_out, pixels) output gradient, read in place from its
+    NCHW array ``go`` (N, C_out, Ho, Wo) -- row ``o`` is one run of Ho·Wo values per sample -- by the
+    channels-last unroll of ``xp`` (N, Hp, Wp, C, zero-padded), which is never built: each task packs
+    :data:`PIXEL_BLOCK` pixels' rows of one panel of :data:`NR` of its columns at a time and runs every row
+    of ``go`` over them, adding into the sums of the pixels before.  All float32, C-contiguous.  Each
+    output is summed over the pixels in order, one rounding per fused multiply-add and per block.  The
+    panels (K / NR of them) go in ``chunks`` equal runs, one task each (the thread count).
+    """
+    n_n, hp, wp, c_n = xp.shape
+    cout, ho_n, wo_n = go.shape[1], go.shape[2], go.shape[3]
+    k = kh * kw * c_n
+    hw = ho_n * wo_n
+    panels = (k + NR - 1) // NR
+    colofs = np.zeros(panels * NR, np.int64)
+    for q in range(k):
+        tap, c = q // c_n, q % c_n
+        colofs[q] = ((tap // kw) * dh * wp + (tap % kw) * dw) * c_n + c
+    ones = np.ones(panels * NR, np.float32)
+    zeros = np.zeros(panels * NR, np.float32)
+    lo, hi = np.float32(-np.inf), np.float32(np.inf)
+    xf, gf, cf = xp.ravel(), go.ravel(), gw.ravel()
+    # blocks of whole samples for small images, else of output rows of one sample
+    per = max(1, min(n_n, PIXEL_BLOCK // hw))
+    rows = ho_n if hw <= PIXEL_BLOCK else max(1, min(ho_n, PIXEL_BLOCK // wo_n))
+    chunks = max(1, min(panels, chunks))
+    nans = 0
+    for t in prange(chunks):
+        buf = np.empty(per * rows * wo_n * NR, np.float32)
+        offs = np.empty(MR, np.int64)
+        # block-major: a block's rows of go stay in cache for all of this task's panels; panel-major read the
+        # whole of go again for every panel (8x64->64 3x3 @56, 6.4 MB of it: 11.8 -> 9.0 ms; 64x48->96 @8x8
+        # 1.77 -> 1.58 ms; 2 threads, 2-core Intel Xeon VM)
+        for s0 in range(0, n_n, per):
+            s1 = min(n_n, s0 + per)
+            for r0 in range(0, ho_n, rows):
+                r1 = min(ho_n, r0 + rows)
+                for panel in range(t * panels // chunks, (t + 1) * panels // chunks):
+                    ncols = min(NR, k - panel * NR)
+                    _pack_window_panel(xf, hp, wp, c_n, wo_n, sh, sw, s0, s1, r0, r1, colofs, panel * NR, ncols,
+                                       buf)
+                    for r in range(0, cout, MR):
+                        mr = min(MR, cout - r)
+                        for i in range(mr):
+                            offs[i] = (s0 * cout + r + i) * hw + r0 * wo_n
+                        # one segment of the block's pixels per sample (Ho·Wo, or the rows r0:r1 of one)
+                        nans += _tile(gf, offs, mr, s1 - s0, (r1 - r0) * wo_n, cout * hw, buf, 0, cf,
+                                      r * k + panel * NR, k, ncols, ones, zeros, panel * NR, lo, hi, cf,
+                                      s0 > 0 or r0 > 0)
+    return nans
+
+
+@njit(cache=True, nogil=True)
+def pack_conv_panels(w, flip, out):
+    """A convolution's (C_out, C, kh, kw) weight as the panels of its channels-last product, straight into ``out``.
+
+    Without ``flip``, ``out`` (⌈C_out/NR⌉, kh·kw·C, NR) packs B[(i·kw + j)·C + c, o] = w[o, c, i, j]
+    (:func:`pack_panels` of ``functional._layout.taps_channels_out(w)``); with it, ``out``
+    (⌈C/NR⌉, kh·kw·C_out, NR) packs the input gradient's B[(i·kw + j)·C_out + o, c] =
+    w[o, c, kh-1-i, kw-1-j] (of ``flipped_transposed(w, 1)``).  Panel columns past the last are zeroed.
+    One pass instead of a reorder and a per-panel NumPy copy: 192x96x3x3 0.16 -> 0.07 ms, and with the
+    flip 0.26 -> 0.09 ms, one core of the 2-core Intel Xeon VM.
+    """
+    cout, cin, kh, kw = w.shape
+    out[...] = 0
+    taps = kh * kw
+    # written in order, read across the weight's rows: written across the panel rows instead (one cache
+    # line a value, out of L1) took 0.36 ms for 192x96x3x3 (2-core Intel Xeon VM)
+    if flip:
+        for p in range(out.shape[0]):
+            lanes = min(NR, cin - p * NR)
+            for i in range(kh):
+                for j in range(kw):
+                    for o in range(cout):
+                        row = out[p, (taps - 1 - i * kw - j) * cout + o]
+                        for lane in range(lanes):
+                            row[lane] = w[o, p * NR + lane, i, j]
+    else:
+        for p in range(out.shape[0]):
+            lanes = min(NR, cout - p * NR)
+            for i in range(kh):
+                for j in range(kw):
+                    for c in range(cin):
+                        row = out[p, (i * kw + j) * cin + c]
+                        for lane in range(lanes):
+                            row[lane] = w[p * NR + lane, c, i, j]

@@ -38,6 +38,33 @@ def _max_start(o, s, pad, k, dil, n):
     return t0, max(count, 0)
 
 
+@njit(cache=True, inline="always")
+def _take(v, i, best, best_i):
+    """The max rule of :func:`max_pool`: ``v`` replaces ``best`` if larger or NaN."""
+    if v > best or math.isnan(v):
+        return v, i
+    return best, best_i
+
+
+@njit(cache=True)
+def _max_pool_2x2(xf, base, w_n, ho_n, wo_n, out, idx):
+    """One plane of a 2×2, stride-2 max pool whose windows are all inside it (see :func:`max_pool`)."""
+    for oh in range(ho_n):
+        r0 = 2 * oh * w_n
+        r1 = r0 + w_n
+        u0 = np.uint64(base + r0)
+        u1 = np.uint64(base + r1)
+        for ow in range(wo_n):
+            c = 2 * ow
+            uc = np.uint64(c)
+            best, best_i = _take(xf[u0 + uc], r0 + c, -np.inf, r0 + c)
+            best, best_i = _take(xf[u0 + uc + np.uint64(1)], r0 + c + 1, best, best_i)
+            best, best_i = _take(xf[u1 + uc], r1 + c, best, best_i)
+            best, best_i = _take(xf[u1 + uc + np.uint64(1)], r1 + c + 1, best, best_i)
+            out[oh, ow] = best
+            idx[oh, ow] = best_i
+
+
 @parallel_kernel()
 def max_pool(x, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, out, idx):
     """Max over each dilated window of (P, D, H, W) planes; ``idx`` gets the flat index of the winner.
@@ -49,6 +76,14 @@ def max_pool(x, kd, kh, kw, sd, sh, sw, pd, ph, pw, dd, dh, dw, out, idx):
     do_n, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
     plane = d_n * h_n * w_n
     xf = x.ravel()  # flat, unsigned indices: no negative-index check per tap
+    if (d_n == 1 and do_n == 1 and kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+            and dh == 1 and dw == 1 and 2 * ho_n <= h_n and 2 * wo_n <= w_n):
+        # 2x2 windows at stride 2, all inside the plane: the same four comparisons in the same order, with
+        # no per-window bounds or loops: the digits CNN's 64x96x8x8 with indices 0.82 -> 0.34 ms (2 threads,
+        # 2-core Intel Xeon VM, old and new in alternating processes)
+        for p in prange(p_n):
+            _max_pool_2x2(xf, p * plane, w_n, ho_n, wo_n, out[p, 0], idx[p, 0])
+        return
     for p in prange(p_n):
         base = p * plane
         for od in range(do_n):

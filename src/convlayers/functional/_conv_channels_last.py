@@ -220,7 +220,7 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
     n, cin, h, wd = shape
     cout, _, kh, kw = w.shape
     ho, wo = out_size
-    panels = _cached(packed, "nhwc_panels", lambda: _gemm.pack_panels(_layout.taps_channels_out(w)))
+    panels = _cached(packed, "nhwc_panels", lambda: _gemm.conv_panels(w))
     alpha, beta, lo, hi = _gemm.epilogue_columns(epilogue, cout)
     # the padded input the windows need: the bottom/right padding only as far as the last window reaches
     hp = max(h + pads[0], (ho - 1) * stride[0] + dilation[0] * (kh - 1) + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _kernels as _kernels_pkg
 from .._dispatch import tensor_aware
 from .._kernels import activation as _k
 from ._validate import as_array, float_dtype
@@ -11,8 +12,16 @@ from ._validate import as_array, float_dtype
 __all__ = ["relu", "relu6", "relu_backward", "relu6_backward"]
 
 # One pass of a compare and a select is so cheap that a parallel launch only pays from ~2M elements
-# (64x48x8x8: 0.04 ms serial, 0.10 ms parallel; 8x64x112x112: 1.8 ms parallel, 2.8 ms as NumPy's g * (x > 0)).
-_PARALLEL_MIN_SIZE = 1 << 21
+# (64x48x8x8: 0.04 ms serial, 0.10 ms parallel; 8x64x112x112: 1.8 ms parallel, 2.8 ms as NumPy's g * (x > 0)),
+# on the workqueue layer; on tbb's ~4 µs launches from ~256K (2-core Intel Xeon VM: 64x96x8x8 0.102 -> 0.040
+# ms, 64x48x8x8 0.030 -> 0.025, 16x64x8x8 0.012 -> 0.017).  None: chosen by the layer.
+_PARALLEL_MIN_SIZE = None
+
+
+def _parallel_min_size():
+    if _PARALLEL_MIN_SIZE is not None:
+        return _PARALLEL_MIN_SIZE
+    return 1 << 18 if _kernels_pkg.cheap_launch() else 1 << 21
 
 
 @tensor_aware
@@ -89,6 +98,6 @@ def _clamp_backward(op, grad_output, input, lo, hi):
     gf = np.ascontiguousarray(g, dtype=dtype).reshape(-1)
     xf = np.ascontiguousarray(x).reshape(-1)
     out = np.empty(gf.shape, dtype=dtype)
-    kernel = _k.clamp_backward.for_work(out.size, _PARALLEL_MIN_SIZE)
+    kernel = _k.clamp_backward.for_work(out.size, _parallel_min_size())
     kernel(gf, xf, lo, 0.0 if hi is None else hi, hi is not None, out)
     return out.reshape(x.shape)

@@ -33,6 +33,7 @@ from .._kernels import conv as _k
 from .._kernels import gemm as _gemm
 from .._kernels import norm as _norm_k
 from . import _conv_channels_last as _cl
+from . import _conv_grad as _grad
 from . import _layout, _threads, _winograd
 from ._conv_args import conv_args, out_hw
 
@@ -259,7 +260,10 @@ def _implicit_route(x, w, stride, dilation, groups, ho, wo):
       CNN's training step 20.5 -> 18.0 ms; not with wide weights, whose Winograd savings win
       (16x256->256 @14 9.61 vs 11.76, @8 3.76 vs 4.19, 8x512->512 @7 6.48 vs 10.65), nor on large images
       (8x64->64 @56 4.00 vs 5.67) or with under 1024 output pixels;
-    * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product).
+    * 3-channel stems keep their path (8x3->64 7x7/2 @224 9.7 vs 15.4: windows too short for the product),
+      except on small images at stride 1, where the channels-last unroll + BLAS it replaces had the
+      per-call costs (the digits CNN's 64x1->48 3x3 @8x8 0.30 -> 0.135, 64x3->32 @8x8 0.33 -> 0.125;
+      still lost at 64x1->32 @28, 0.84 vs 0.94).
 
     With a weight the caller keeps (``packed``), the channels-last plan takes 3×3 stride-1 layers of 32-256
     channels by fused Winograd blocks (``_winograd_nhwc``; 64x96->96 @8x8 3.55 -> 1.99 ms against the
@@ -269,7 +273,9 @@ def _implicit_route(x, w, stride, dilation, groups, ho, wo):
     1.2 and 2.1 ms in runs of the same script): the figures above are pairs timed alternately.
     """
     if not (x.dtype == np.float32 and w.dtype == np.float32 and groups == 1 and w.shape[2] * w.shape[3] > 1
-            and dilation[1] == 1 and x.flags.c_contiguous and x.shape[1] >= 16):
+            and dilation[1] == 1 and x.flags.c_contiguous):
+        return False
+    if x.shape[1] < 16 and not (tuple(stride) == (1, 1) and ho * wo <= 256):
         return False
     pixels = x.shape[0] * ho * wo
     if tuple(stride) != (1, 1):
@@ -619,7 +625,14 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         # At stride 1 the input gradient is itself a convolution: the output gradient, padded to
         # "full", correlated with the flipped, channel-transposed kernel.  That reuses the
         # forward's im2col + BLAS path instead of a scatter (col2im).
-        return _forward_core(go, _layout.flipped_transposed(w, groups), (1, 1), back_pads, dilation, groups)
+        packed = None
+        wf = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]  # flipped_transposed as a view, for the route's check
+        if groups == 1 and _implicit_route(go, wf, (1, 1), dilation, 1, h, wd):
+            # the implicit product's panels packed from w itself: no flipped copy, no reorder of it
+            packed = {"nhwc_panels": _gemm.conv_panels(w, flip=True)}
+        else:
+            wf = _layout.flipped_transposed(w, groups)
+        return _forward_core(go, wf, (1, 1), back_pads, dilation, groups, packed=packed)
     wgt = np.ascontiguousarray(w.reshape(groups, cout_g, cin_g * kh * kw).transpose(0, 2, 1))
     if kh == 1 and kw == 1:
         dxs = _threads.matmul(wgt, go.reshape(n, groups, cout_g, ho * wo)).reshape(n, cin, ho, wo)
@@ -665,10 +678,15 @@ def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
         kernel(go, np.ascontiguousarray(x, dtype=dtype), pads[0], pads[2], h + pads[0] + pads[1],
                wd + pads[2] + pads[3], stride[0], stride[1], dilation[0], dilation[1], gw)
         return gw.reshape(w_shape)
+    product = _grad.weight_grad_route(x, go, w_shape, groups)  # the register-blocked product (see _conv_grad)
+    if product == "first":
+        return _grad.weight_grad(x, go, w_shape, stride, pads, dilation)
     if _winograd.applies(x.shape, w_shape, stride, dilation, groups):
         fast = _winograd.weight_grad(x.astype(dtype, copy=False), go, pads)
         if fast is not None:  # None: too small, or a non-finite sum that the products below must place
             return fast
+    if product == "last":
+        return _grad.weight_grad(x, go, w_shape, stride, pads, dilation)
     cout_g = cout // groups
     gog = go.reshape(n, groups, cout_g, ho * wo)
     if kh == 1 and kw == 1:

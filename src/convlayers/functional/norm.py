@@ -6,14 +6,24 @@ import numbers
 
 import numpy as np
 
+from .. import _kernels as _kernels_pkg
 from .._dispatch import tensor_aware
 from .._kernels import norm as _k
 from ._validate import as_array, float_dtype
 
 __all__ = ["batch_norm"]
 
-# Below this many elements a parallel launch costs more than the serial pass (see _kernels/norm.py).
-_PARALLEL_MIN_SIZE = 1 << 21
+# Below this many elements a parallel launch costs more than the serial pass (see _kernels/norm.py): 2M on
+# the workqueue layer; on tbb's ~4 µs launches 64K (2-core Intel Xeon VM, forward/backward: 64x96x8x8
+# 0.22/0.25 -> 0.09/0.10 ms, 64x48x8x8 0.080/0.095 -> 0.046/0.047, 16x64x8x8 0.026/0.031 -> 0.017/0.022,
+# 8x32x8x8 0.009/0.009 -> 0.010/0.012).  None: chosen by the layer.
+_PARALLEL_MIN_SIZE = None
+
+
+def _parallel_min_size():
+    if _PARALLEL_MIN_SIZE is not None:
+        return _PARALLEL_MIN_SIZE
+    return 1 << 16 if _kernels_pkg.cheap_launch() else 1 << 21
 
 
 @tensor_aware
@@ -106,7 +116,7 @@ def batch_norm_forward(input, running_mean, running_var, weight=None, bias=None,
         out = np.empty(x3.shape, dtype=dtype)
         mean, var = np.empty(c), np.empty(c)
         save_mean, save_invstd = np.empty(c, dtype=dtype), np.empty(c, dtype=dtype)
-        kernel = _k.bn_train_forward.for_work(x3.size, _PARALLEL_MIN_SIZE)
+        kernel = _k.bn_train_forward.for_work(x3.size, _parallel_min_size())
         kernel(x3, w, b, float(eps), out, mean, var, save_mean, save_invstd)
         rm, rv = arrays["running_mean"], arrays["running_var"]
         if rm is not None and running_mean is not None:
@@ -148,7 +158,7 @@ def batch_norm_train_backward(grad_output, saved, need_input=True):
     g3 = np.ascontiguousarray(grad_output, dtype=x3.dtype).reshape(x3.shape)
     grad_input = np.empty(x3.shape, dtype=x3.dtype) if need_input else np.empty((0, 0, 0), dtype=x3.dtype)
     grad_weight, grad_bias = np.empty(c, dtype=x3.dtype), np.empty(c, dtype=x3.dtype)
-    kernel = _k.bn_train_backward.for_work(x3.size, _PARALLEL_MIN_SIZE)
+    kernel = _k.bn_train_backward.for_work(x3.size, _parallel_min_size())
     kernel(g3, x3, save_mean, save_invstd, w, need_input, grad_input, grad_weight, grad_bias)
     if not need_input:
         grad_input = None
