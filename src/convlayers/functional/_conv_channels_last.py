@@ -187,11 +187,13 @@ def plan(shape, dtype, w, stride, pads, dilation, groups, epilogue=None, packed=
             a = pixels(x)
             return _result(out, products(lambda p0, p1, buf: a[p0:p1], out.reshape(-1, cout), _rows(res, cout)))
         return run
-    # Winograd only for a weight kept by the caller (``packed``: an ONNX initializer, a frozen layer): its
-    # transform and packing took longer than the product saves when redone every call (conv2d, 8x32->32
-    # @16: 0.99 vs 0.32 ms; 16x128->128 @14: 7.1 vs 4.7)
-    if (dtype == np.float32 and (kh, kw) == (3, 3) and stride == (1, 1) and dilation == (1, 1)
-            and packed is not None and _winograd_nhwc.applies(n, cin, cout, ho, wo)):
+    # Winograd only for a weight kept by the caller (``packed``: an ONNX initializer, a frozen layer; not a
+    # dict marked ``this_call``, panels handed over for one call): its transform and packing took longer
+    # than the product saves when redone every call (conv2d, 8x32->32 @16: 0.99 vs 0.32 ms; 16x128->128
+    # @14: 7.1 vs 4.7)
+    kept = packed is not None and not packed.get("this_call")
+    if (dtype == np.float32 and (kh, kw) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and kept
+            and _winograd_nhwc.applies(n, cin, cout, ho, wo)):
         return _winograd(shape, w, pads, epilogue, packed, (ho, wo))
     if dtype == np.float32 and dilation[1] == 1:
         return _implicit(shape, w, stride, pads, dilation, epilogue, packed, (ho, wo))

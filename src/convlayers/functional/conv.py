@@ -628,8 +628,9 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
         packed = None
         wf = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]  # flipped_transposed as a view, for the route's check
         if groups == 1 and _implicit_route(go, wf, (1, 1), dilation, 1, h, wd):
-            # the implicit product's panels packed from w itself: no flipped copy, no reorder of it
-            packed = {"nhwc_panels": _gemm.conv_panels(w, flip=True)}
+            # the implicit product's panels packed from w itself: no flipped copy, no reorder of it (for this
+            # call only: the channels-last plan keeps to the implicit product for such a dict)
+            packed = {"nhwc_panels": _gemm.conv_panels(w, flip=True), "this_call": True}
         else:
             wf = _layout.flipped_transposed(w, groups)
         return _forward_core(go, wf, (1, 1), back_pads, dilation, groups, packed=packed)
