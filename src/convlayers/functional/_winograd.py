@@ -188,14 +188,15 @@ def forward(x, w, pads, epilogue=None, packed=None):
             bad += _k.winograd_output(m, n0, n1, r0, r1, tw, out, alpha, beta, lo, hi, epilogue is not None)
         return bad
 
-    if single:
-        bad = job(chunks)
-    elif workers < 2 or len(chunks) < 2:
-        bad = _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
-    else:
-        bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b])
-                                for a, b in _threads.ranges(len(chunks), workers)]))
+    bad = job(chunks) if single else _run_chunks(job, chunks, workers)
     return None if bad else out
+
+
+def _run_chunks(job, chunks, workers):
+    """The sum of ``job(part)`` over the chunks shared in runs among the worker threads (one-thread BLAS)."""
+    if workers < 2 or len(chunks) < 2:
+        return _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
+    return sum(_threads.run([lambda a=a, b=b: job(chunks[a:b]) for a, b in _threads.ranges(len(chunks), workers)]))
 
 
 # Most bytes of transformed planes and products a 3-D block holds (per worker thread).
@@ -280,12 +281,7 @@ def forward3d(x, w, pads):
                                       zero, False)
         return bad
 
-    if workers < 2 or len(chunks) < 2:
-        bad = _threads.run([lambda: job(chunks)])[0] if workers > 1 else job(chunks)
-    else:
-        bad = sum(_threads.run([lambda a=a, b=b: job(chunks[a:b])
-                                for a, b in _threads.ranges(len(chunks), workers)]))
-    return None if bad else out
+    return None if _run_chunks(job, chunks, workers) else out
 
 
 # Aᵀ of F(3, 4) on the same points, in Kronecker form: dW[3i + j] = Σ_ab Aᵀ[i, a]·Aᵀ[j, b]·Wt[6a + b].
