@@ -44,6 +44,34 @@ def _four(a, o, step, n):
 
 
 @njit(cache=True, inline="always")
+def _bt_along(src, dst, n):
+    """``dst[k][c] = (Bᵀ (src[0][c], …, src[5][c]))[k]`` for ``c < n``: the 1-D input transform per channel."""
+    d0, d1, d2, d3, d4, d5 = src
+    e0, e1, e2, e3, e4, e5 = dst
+    for c in range(n):
+        b0, b1, b2, b3, b4, b5 = _bt(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
+        e0[c] = b0
+        e1[c] = b1
+        e2[c] = b2
+        e3[c] = b3
+        e4[c] = b4
+        e5[c] = b5
+
+
+@njit(cache=True, inline="always")
+def _at_along(src, dst, n):
+    """``dst[j][c] = (Aᵀ (src[0][c], …, src[5][c]))[j]`` for ``c < n``: the 1-D output transform per channel."""
+    m0, m1, m2, m3, m4, m5 = src
+    e0, e1, e2, e3 = dst
+    for c in range(n):
+        y0, y1, y2, y3 = _at(m0[c], m1[c], m2[c], m3[c], m4[c], m5[c])
+        e0[c] = y0
+        e1[c] = y1
+        e2[c] = y2
+        e3[c] = y3
+
+
+@njit(cache=True, inline="always")
 def _input_tile(xf, base, row_stride, c_n, tmp, vf, v_off, v_step):
     """``V[ξ, tile, :]`` (at ``vf[v_off + ξ·v_step:]``) of the patch at ``xf[base:]`` (rows ``row_stride`` apart).
 
@@ -51,28 +79,10 @@ def _input_tile(xf, base, row_stride, c_n, tmp, vf, v_off, v_step):
     computed offsets keep (3x slower here)."""
     # rows first: tmp[r, k, c] = (Bᵀ d[r, :, c])[k] for the patch's six rows r
     for r in range(6):
-        d0, d1, d2, d3, d4, d5 = _six(xf, base + r * row_stride, c_n, c_n)
-        e0, e1, e2, e3, e4, e5 = _six(tmp, r * 6 * c_n, c_n, c_n)
-        for c in range(c_n):
-            b0, b1, b2, b3, b4, b5 = _bt(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
-            e0[c] = b0
-            e1[c] = b1
-            e2[c] = b2
-            e3[c] = b3
-            e4[c] = b4
-            e5[c] = b5
+        _bt_along(_six(xf, base + r * row_stride, c_n, c_n), _six(tmp, r * 6 * c_n, c_n, c_n), c_n)
     # then columns: V[6a + k] = (Bᵀ tmp[:, k])[a]
     for k in range(6):
-        d0, d1, d2, d3, d4, d5 = _six(tmp, k * c_n, 6 * c_n, c_n)
-        e0, e1, e2, e3, e4, e5 = _six(vf, v_off + k * v_step, 6 * v_step, c_n)
-        for c in range(c_n):
-            b0, b1, b2, b3, b4, b5 = _bt(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
-            e0[c] = b0
-            e1[c] = b1
-            e2[c] = b2
-            e3[c] = b3
-            e4[c] = b4
-            e5[c] = b5
+        _bt_along(_six(tmp, k * c_n, 6 * c_n, c_n), _six(vf, v_off + k * v_step, 6 * v_step, c_n), c_n)
 
 
 @njit(cache=True, inline="always")
@@ -81,26 +91,12 @@ def _output_tile(mf, m_off, m_step, c_n, tmp, of, o_base, row_stride, rows, cols
     """The ``rows × cols`` (≤ 4×4) outputs of one tile from ``M[ξ, tile, :]``; their non-finite count."""
     # tmp[a, j, c] = (Aᵀ M[6a + :, c])[j], then y[i, j, c] = (Aᵀ tmp[:, j, c])[i] into tmp[24 C:], then the
     # epilogue: every loop runs along the channels
-    for a in range(6):
-        m0, m1, m2, m3, m4, m5 = _six(mf, m_off + 6 * a * m_step, m_step, c_n)
-        e0, e1, e2, e3 = _four(tmp, a * 4 * c_n, c_n, c_n)
-        for c in range(c_n):
-            y0, y1, y2, y3 = _at(m0[c], m1[c], m2[c], m3[c], m4[c], m5[c])
-            e0[c] = y0
-            e1[c] = y1
-            e2[c] = y2
-            e3[c] = y3
     s = 4 * c_n
     y = 24 * c_n
+    for a in range(6):
+        _at_along(_six(mf, m_off + 6 * a * m_step, m_step, c_n), _four(tmp, a * s, c_n, c_n), c_n)
     for j in range(4):
-        m0, m1, m2, m3, m4, m5 = _six(tmp, j * c_n, s, c_n)
-        e0, e1, e2, e3 = _four(tmp, y + j * c_n, s, c_n)
-        for c in range(c_n):
-            y0, y1, y2, y3 = _at(m0[c], m1[c], m2[c], m3[c], m4[c], m5[c])
-            e0[c] = y0
-            e1[c] = y1
-            e2[c] = y2
-            e3[c] = y3
+        _at_along(_six(tmp, j * c_n, s, c_n), _four(tmp, y + j * c_n, s, c_n), c_n)
     bad = 0
     al, be = alpha[:c_n], beta[:c_n]
     for i in range(rows):
