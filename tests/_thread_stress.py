@@ -82,6 +82,8 @@ wino_cl = _cl.plan(x32_12.shape, np.float32, w32_3, (1, 1), (1, 1, 1, 1), (1, 1)
 dw_pw = _cl.plan_depthwise_pointwise(x32_cl.shape, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1), ep32, w_pw32, ep32, {}, {})
 ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (2, 2), (1, 1, 1, 1), (1, 1),
                                                ep32, w_pw32, ep32, {}, {}, {})
+ex_dw_pw_1 = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1),
+                                                 ep32, w_pw32, ep32, {}, {}, {})  # the one-launch block
 
 
 def bn_train():
@@ -164,6 +166,7 @@ OPS = {
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
+    "inverted residual block, one launch": lambda: ex_dw_pw_1(x32_cl, res=x32_cl),
     "adam step": adam_step,
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import convlayers.onnx as co  # noqa: E402
+from convlayers.functional import _conv_channels_last as _cl_plans  # noqa: E402
 from convlayers.functional._conv_channels_last import is_channels_last  # noqa: E402
 from convlayers.onnx import _buffers  # noqa: E402
 
@@ -296,15 +297,17 @@ def _expand_reference(inits, x, stride):
     return torch.nn.functional.conv2d(d, t(inits["wp"]), t(inits["bp"])).numpy()
 
 
+@pytest.mark.parametrize("stride", [2, 1])
 @pytest.mark.parametrize("h", [11, 12, 2, 1])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_expansion_depthwise_projection_run_as_one_node(h, batch):
-    proto, inits = _expand_block(h=h)
+def test_expansion_depthwise_projection_run_as_one_node(h, batch, stride):
+    # stride 2: bands that expand their own rows; stride 1: the one-launch block (_kernels.inverted_residual)
+    proto, inits = _expand_block(h=h, stride=stride)
     model = co.load(proto)
     (node,) = model.nodes
     assert node.attrs["_pre0"].op_type == "Conv" and node.attrs["_pre"].op_type == "Conv"
     x = np.random.default_rng(13).standard_normal((batch, 8, h, h)).astype(np.float32)
-    want = _expand_reference(inits, x, 2)
+    want = _expand_reference(inits, x, stride)
     apart = co.load(proto, channels_last=False)(x)
     for _ in range(2):
         got = model(x)
@@ -314,13 +317,18 @@ def test_expansion_depthwise_projection_run_as_one_node(h, batch):
         assert any(k[0] == "pre0" and v is not None for k, v in node.attrs["_plans"].items())
 
 
-def test_stride_one_expansion_stays_apart():
-    # at stride 1 the bands would recompute two expanded rows in every band: the expansion is not fused in
+def test_a_block_past_the_scratch_bound_runs_its_layers_apart(monkeypatch):
+    # a stride-1 block whose expanded tensor would not fit _BLOCK_SCRATCH_BYTES: no fused plan, same values
+    monkeypatch.setattr(_cl_plans, "_BLOCK_SCRATCH_BYTES", 1 * 11 * 11 * 24 * 4)  # one sample's, not two
     proto, inits = _expand_block(stride=1)
     model = co.load(proto)
-    assert [n.op_type for n in model.nodes] == ["Conv", "Conv"] and "_pre0" not in model.nodes[1].attrs
+    (node,) = model.nodes
     x = np.random.default_rng(14).standard_normal((2, 8, 11, 11)).astype(np.float32)
     np.testing.assert_allclose(model(x), _expand_reference(inits, x, 1), rtol=1e-5, atol=1e-5)
+    assert all(v is None for k, v in node.attrs["_plans"].items() if k[0] == "pre0")
+    x1 = x[:1]  # one sample fits: fused
+    np.testing.assert_allclose(model(x1), _expand_reference(inits, x1, 1), rtol=1e-5, atol=1e-5)
+    assert any(v is not None for k, v in node.attrs["_plans"].items() if k[0] == "pre0")
 
 
 def test_summary_counts_the_fused_expansion():

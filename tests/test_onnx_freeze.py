@@ -125,7 +125,9 @@ def test_the_graph_is_fused_and_the_weights_a_snapshot():
     net = _randomize(nn.Sequential(nn.ConvBNReLU(3, 4), nn.InvertedResidual(4, 4, 1, 2)), np.random.default_rng(0),
                      np.float32)
     frozen = freeze(net)
-    assert [n.op_type for n in frozen.nodes] == ["Conv", "Conv", "Conv"]  # BN, ReLU6 and the Add folded in
+    # BN, ReLU6 and the Add folded in; the block's expansion and depthwise run inside its projection node
+    assert [n.op_type for n in frozen.nodes] == ["Conv", "Conv"]
+    assert frozen.nodes[1].attrs["_pre0"].op_type == frozen.nodes[1].attrs["_pre"].op_type == "Conv"
     x = np.random.default_rng(1).standard_normal((1, 3, 6, 6)).astype(np.float32)
     before = net(x)
     np.testing.assert_allclose(frozen(x), before, rtol=1e-5, atol=1e-5)

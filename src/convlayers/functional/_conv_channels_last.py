@@ -23,11 +23,13 @@ path's repairs give PyTorch's values.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .. import _kernels as _kernels_pkg
 from .._kernels import conv_nhwc as _k
 from .._kernels import gemm as _gemm
+from .._kernels import inverted_residual as _ir_k
 from .._kernels import layout as _layout_k
 from .._kernels.aligned import aligned_empty
 from .._kernels.conv import im2col_nhwc
@@ -285,18 +287,29 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
 
 def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilation, epilogue, w2, epilogue2,
                                     packed1, packed, packed2, residual=False):
-    """A float32 1×1 expansion → depthwise → 1×1 projection, fused (``_kernels.conv_nhwc.expand_depthwise_pointwise``).
+    """A float32 1×1 expansion → depthwise → 1×1 projection, fused: MobileNetV2's inverted residual block.
 
-    For a stride-2 depthwise (MobileNetV2's downsampling blocks), where the
-    bands of output rows share one expanded row in two: ``w1`` (C_e, C, 1, 1),
-    ``w`` (C_e, 1, kh, kw), ``w2`` (C_out, C_e, 1, 1), each with its epilogue.
-    Returns ``run(x, alloc=aligned_empty, res=None)`` or None.  Measured against the
-    expansion apart and the depthwise→1×1 pair, mobilenet_v2's 16→96→24 at
-    112×112 (see the README's ONNX section).
+    ``w1`` (C_e, C, 1, 1), ``w`` (C_e, 1, kh, kw), ``w2`` (C_out, C_e, 1, 1),
+    each with its epilogue.  Returns ``run(x, alloc=aligned_empty, res=None)``
+    or None (the caller then runs the layers apart).  Two kernels:
+
+    * stride 2 (the downsampling blocks), ``_kernels.conv_nhwc.expand_depthwise_pointwise``:
+      bands of output rows that expand their own input rows into a buffer
+      (neighbouring bands share one row in two); measured against the
+      expansion apart and the depthwise→1×1 pair, mobilenet_v2's 16→96→24 at
+      112×112 (see the README's ONNX section);
+    * stride 1, ``_kernels.inverted_residual``: the expansion whole into a
+      scratch buffer, then the depthwise→projection rows, as the items of one
+      launch (:func:`_inverted_residual`).  In mobilenet_v2 on the ONNX runner,
+      against the expansion apart and the pair (same process, alternating,
+      2 threads, 2-core Intel Xeon VM): batch 1 0.96 of the time, batch 8
+      0.88.  For stride 2 it lost (batch 8 1.30: the whole expanded tensor
+      at 112×112 leaves the cache), and it is not used when that buffer
+      would pass :data:`_BLOCK_SCRATCH_BYTES`.
     """
     n, c, h, wd = shape
     ce, cout = w1.shape[0], w2.shape[0]
-    if w1.shape[1:] != (c, 1, 1) or w.shape[:2] != (ce, 1) or w2.shape[1:] != (ce, 1, 1) or stride[0] < 2 \
+    if w1.shape[1:] != (c, 1, 1) or w.shape[:2] != (ce, 1) or w2.shape[1:] != (ce, 1, 1) \
             or any(a.dtype != np.float32 for a in (w1, w, w2)):
         return None
     kh, kw = w.shape[2:]
@@ -304,6 +317,12 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
     panels1 = _cached(packed1, "nhwc_panels", lambda: _gemm.pack_panels(w1.reshape(ce, c).T))
     w3 = _depthwise_taps(packed, w)
     panels2 = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, ce).T))
+    if stride[0] < 2:
+        if n * h * wd * ce * 4 > _BLOCK_SCRATCH_BYTES:
+            return None
+        return _inverted_residual(shape, (panels1, _gemm.epilogue_columns(epilogue1, ce)), w3, stride, pads,
+                                  dilation, epilogue, (panels2, _gemm.epilogue_columns(epilogue2, cout)),
+                                  (n, ho, wo, cout))
 
     ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
           np.float32(epilogue[3]))
@@ -321,6 +340,49 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
         out = alloc(out_shape, np.float32)
         return _result(out, kernel(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), *args, out,
                                    None if res is None else res.transpose(0, 2, 3, 1), band))
+    return run
+
+
+# Pixels per item of the fused block (``_kernels.inverted_residual``): two full product tiles or more.
+_BLOCK_ITEM_PIXELS = 24
+# Largest expanded tensor the stride-1 block keeps in its scratch buffer (mobilenet_v2 batch 8 at 56x56 is
+# 14.5 MB, and won); past it the layers run apart.
+_BLOCK_SCRATCH_BYTES = 16 << 20
+
+
+def _inverted_residual(shape, expand, taps, stride, pads, dilation, epilogue, project, out_shape, items=None):
+    """The expansion → depthwise → projection block as one launch (``_kernels.inverted_residual``).
+
+    ``expand``/``project``: (panels, epilogue columns); ``taps`` (kh, kw, C_e);
+    ``out_shape`` (N, Ho, Wo, C_out).  ``items`` = (e_rows, e_parts, d_rows,
+    d_parts) sets the items (tests); by default bands of about
+    :data:`_BLOCK_ITEM_PIXELS` pixels, in enough shares of the panels that
+    every thread has four items or more of each kind.
+    """
+    n, c, h, wd = shape
+    _, ho, wo, cout = out_shape
+    (panels1, cols1), (panels2, cols2) = expand, project
+    ce = taps.shape[2]
+    threads = max(1, numba.get_num_threads())
+    if items is None:
+        e_rows = max(1, min(h, -(-_BLOCK_ITEM_PIXELS // wd)))
+        d_rows = max(1, min(ho, -(-_BLOCK_ITEM_PIXELS // wo)))
+        e_parts = max(1, min(panels1.shape[0], -(-4 * threads // (n * -(-h // e_rows)))))
+        d_parts = max(1, min(panels2.shape[0], -(-4 * threads // (n * -(-ho // d_rows)))))
+        items = (e_rows, e_parts, d_rows, d_parts)
+    ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
+          np.float32(epilogue[3]))
+    kernel = _ir_k.inverted_residual.for_work(n * h * wd * c * ce, _parallel_min_macs())
+    args = ((panels1,) + cols1 + (taps, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1]) + ep
+            + (panels2,) + cols2)
+
+    def run(x, alloc=aligned_empty, res=None):
+        if not _residual_fits(res, out_shape):
+            return None
+        out = alloc(out_shape, np.float32)
+        e = _threads.scratch("expanded", n * h * wd * ce, np.float32)
+        return _result(out, kernel(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), *args, e, out,
+                                   None if res is None else res.transpose(0, 2, 3, 1), *items, threads))
     return run
 
 

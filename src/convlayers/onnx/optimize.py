@@ -244,7 +244,7 @@ def fuse_depthwise_pointwise(nodes, constants, outputs):
         pw.attrs["_pre_b"] = constants.get(dw.inputs[2]) if len(dw.inputs) > 2 and dw.inputs[2] else None
         pw.inputs = [dw.inputs[0]] + list(pw.inputs[1:])
         drop.add(i)
-        # a stride-2 depthwise whose input is a 1x1 expansion read by it alone: the expansion runs inside too
+        # a depthwise whose input is a 1x1 expansion read by it alone: the expansion runs inside too
         k = producer.get(dw.inputs[0])
         ex = nodes[k] if k is not None else None
         w1 = constants.get(ex.inputs[1]) if ex is not None and ex.op_type == "Conv" and len(ex.inputs) > 1 else None
@@ -253,8 +253,7 @@ def fuse_depthwise_pointwise(nodes, constants, outputs):
                 and not ex.attrs.get("_residual") and readers.get(dw.inputs[0]) == [i] and k not in drop \
                 and all(int(v) == 1 for v in (ex.attr("strides") or [1, 1])) \
                 and not any(int(v) for v in (ex.attr("pads") or [0])) \
-                and (ex.attr("auto_pad", "NOTSET") or "NOTSET") in ("NOTSET", "VALID") \
-                and any(int(v) >= 2 for v in (dw.attr("strides") or [1, 1])):
+                and (ex.attr("auto_pad", "NOTSET") or "NOTSET") in ("NOTSET", "VALID"):
             pw.attrs["_pre0"] = ex
             pw.attrs["_pre0_w"] = w1
             pw.attrs["_pre0_b"] = constants.get(ex.inputs[2]) if len(ex.inputs) > 2 and ex.inputs[2] else None
