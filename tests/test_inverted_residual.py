@@ -52,11 +52,10 @@ def _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual):
 @given(n=st.integers(1, 3), c=st.integers(1, 20), ce=st.integers(2, 70), cout=st.integers(1, 40),
        h=st.integers(1, 13), w=st.integers(1, 13), k=st.sampled_from([1, 3, 5]), pad=st.integers(0, 2),
        dilation=st.sampled_from([1, 2]), residual=st.booleans(), threads=st.sampled_from([1, 2]),
-       items=st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 4),
-                                            st.integers(1, 3))),
+       items=st.one_of(st.none(), st.tuples(st.integers(1, 30), st.integers(1, 4))),
        seed=st.integers(0, 2**31 - 1))
 def test_matches_torch_on_a_grid(n, c, ce, cout, h, w, k, pad, dilation, residual, threads, items, seed):
-    # bands and shares of every size (rows not a multiple of a band, more shares than panels), windows
+    # chunks and bands of every size (not whole tiles, not whole rows, past the image), windows
     # reaching past the image on both sides, dilated taps, residual or not, one thread or two
     if h + 2 * pad - dilation * (k - 1) < 1 or w + 2 * pad - dilation * (k - 1) < 1:
         return

@@ -10,12 +10,16 @@ core's own L2, 2-core Intel Xeon VM).  Here the block is the items of one
 launch, two kinds, each thread taking a contiguous run of rows of each
 (``claims``):
 
-* expansion items — a band of input rows by a share of the expanded
-  channels' panels, multiplied into the expanded buffer ``e`` (N, H, W, C_e),
-  then marked done;
+* expansion items — a chunk of input pixels (whole product tiles: the
+  expansion is pixel by pixel) multiplied into the expanded buffer ``e``
+  (N, H, W, C_e), then marked done;
 * projection items — a band of output rows: its depthwise rows from ``e``
-  (after waiting for the expansion bands they read), then those rows by a
-  share of the projection's panels into ``out``.
+  (after waiting for the expansion chunks they read), then those rows by the
+  projection's panels into ``out``.
+
+(Items that also split the panels in shares, each recomputing its band's
+depthwise rows for balance, lost: mobilenet_v2 b1 on the ONNX runner 5%
+slower.)
 
 A thread takes projection items only once no expansion item is left
 unclaimed, so a wait is always for a band a running thread is computing.
@@ -34,7 +38,7 @@ from .gemm import _block as _gemm_block
 
 @parallel_kernel()
 def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh, dw, alpha, beta, lo, hi, panels2,
-                      alpha2, beta2, lo2, hi2, e, out, res, e_rows, e_parts, d_rows, d_parts, threads):
+                      alpha2, beta2, lo2, hi2, e, out, res, e_px, d_rows, threads):
     """``out = project(depthwise(expand(x)))`` (+ ``res``), every epilogue applied; the NaN count.
 
     ``x`` (N, H, W, C) and ``out`` (N, Ho, Wo, C_out) C-contiguous float32;
@@ -42,26 +46,24 @@ def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh
     ``gemm.gemm_epilogue``, each with its padded epilogue columns; ``w``
     (kh, kw, C_e) the depthwise taps with their epilogue ``alpha…hi``
     (per channel) and geometry; ``e`` scratch of N·H·W·C_e floats; ``res``
-    None or (N, Ho, Wo, C_out).  Items: bands of ``e_rows`` input rows ×
-    ``e_parts`` shares of the expansion panels, then bands of ``d_rows``
-    output rows × ``d_parts`` shares of the projection panels (a share
-    recomputes its band's depthwise rows).
+    None or (N, Ho, Wo, C_out).  Items: chunks of ``e_px`` input pixels,
+    then bands of ``d_rows`` output rows.
     """
     n_n, h, wd, cin = x.shape
     kh, kw, ce = w.shape
     ho_n, wo_n, cout = out.shape[1], out.shape[2], out.shape[3]
     p1, p2 = panels1.shape[0], panels2.shape[0]
     k1, k2 = panels1.shape[1], panels2.shape[1]
-    e_bands = (h + e_rows - 1) // e_rows
+    pixels = n_n * h * wd
+    e_chunks = (pixels + e_px - 1) // e_px
     d_bands = (ho_n + d_rows - 1) // d_rows
-    e_items = n_n * e_bands * e_parts
-    items = e_items + n_n * d_bands * d_parts
+    e_items = e_chunks
     xf, b1f, b2f, ef, of = x.ravel(), panels1.ravel(), panels2.ravel(), e.ravel(), out.ravel()
     e4 = ef[:n_n * h * wd * ce].reshape(n_n, h, wd, ce)
     rf_all = of[:0] if res is None else res.ravel()
-    done = np.zeros(n_n * e_bands, np.int64)  # per band of expansion rows: its shares finished
+    done = np.zeros(e_chunks, np.int64)  # per chunk of expanded pixels: 1 once it is written
     e_runs = claims.runs(e_items, threads)
-    d_runs = claims.runs(items - e_items, threads)
+    d_runs = claims.runs(n_n * d_bands, threads)
     nans = 0
     for t in prange(threads):
         cursor = 0
@@ -69,16 +71,15 @@ def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh
             i, cursor = claims.claim(e_runs, t, threads, cursor)
             if i < 0:
                 break
-            band, part = i // e_parts, i % e_parts
-            n, b = band // e_bands, band % e_bands
-            r0 = b * e_rows
-            r1 = min(h, r0 + e_rows)
-            a = xf[(n * h + r0) * wd * cin:(n * h + r1) * wd * cin]
-            eo = ef[(n * h + r0) * wd * ce:(n * h + r1) * wd * ce]
-            for panel in range(p1 * part // e_parts, p1 * (part + 1) // e_parts):
-                nans += _gemm_block(a, k1, b1f, eo, ce, 0, (r1 - r0) * wd, panel, alpha1, beta1, lo1, hi1, False,
+            chunk = i
+            q0 = chunk * e_px
+            q1 = min(pixels, q0 + e_px)
+            a = xf[q0 * cin:q1 * cin]
+            eo = ef[q0 * ce:q1 * ce]
+            for panel in range(p1):
+                nans += _gemm_block(a, k1, b1f, eo, ce, 0, q1 - q0, panel, alpha1, beta1, lo1, hi1, False,
                                     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, eo[:0], False)
-            claims.mark_done(done, band)
+            claims.mark_done(done, chunk)
         # every expansion item is now claimed by a running task: waiting for one below always ends
         d = np.empty((d_rows, wo_n, ce), dtype=out.dtype)
         df = d.ravel()
@@ -87,25 +88,22 @@ def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh
             j, cursor = claims.claim(d_runs, t, threads, cursor)
             if j < 0:
                 break
-            band, part = j // d_parts, j % d_parts
-            n, b = band // d_bands, band % d_bands
+            n, b = j // d_bands, j % d_bands
             ho0 = b * d_rows
             ho1 = min(ho_n, ho0 + d_rows)
-            # the expansion rows these output rows' windows read, by band
+            # the expanded rows these output rows' windows read, by chunk of pixels
             r_lo = max(0, ho0 * sh - pt)
             r_hi = min(h, (ho1 - 1) * sh - pt + (kh - 1) * dh + 1)
             if r_hi > r_lo:
-                for eb in range(r_lo // e_rows, (r_hi - 1) // e_rows + 1):
-                    claims.wait_done(done, n * e_bands + eb, e_parts)
+                for chunk in range((n * h + r_lo) * wd // e_px, ((n * h + r_hi) * wd - 1) // e_px + 1):
+                    claims.wait_done(done, chunk, 1)
             for ho in range(ho0, ho1):
-                dn = _row(e4, w, n, ho, pt, pl, sh, sw, dh, dw, d[ho - ho0], alpha, beta, lo, hi)
-                if part == 0:  # each share recomputes the rows: count their NaNs once
-                    nans += dn
+                nans += _row(e4, w, n, ho, pt, pl, sh, sw, dh, dw, d[ho - ho0], alpha, beta, lo, hi)
             base = (n * ho_n + ho0) * wo_n * cout
             size = (ho1 - ho0) * wo_n * cout
             cf = of[base:base + size]
             rf = rf_all[base:base + size] if res is not None else rf_all
-            for panel in range(p2 * part // d_parts, p2 * (part + 1) // d_parts):
+            for panel in range(p2):
                 nans += _gemm_block(df, k2, b2f, cf, cout, 0, (ho1 - ho0) * wo_n, panel, alpha2, beta2, lo2, hi2,
                                     False, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, rf, res is not None)
     return nans

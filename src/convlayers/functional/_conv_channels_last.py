@@ -302,8 +302,8 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
       scratch buffer, then the depthwise→projection rows, as the items of one
       launch (:func:`_inverted_residual`).  In mobilenet_v2 on the ONNX runner,
       against the expansion apart and the pair (same process, alternating,
-      2 threads, 2-core Intel Xeon VM): batch 1 0.96 of the time, batch 8
-      0.88.  For stride 2 it lost (batch 8 1.30: the whole expanded tensor
+      2 threads, 2-core Intel Xeon VM): batch 1 0.94 of the time, batch 8
+      0.86.  For stride 2 it lost (batch 8 1.30: the whole expanded tensor
       at 112×112 leaves the cache), and it is not used when that buffer
       would pass :data:`_BLOCK_SCRATCH_BYTES`.
     """
@@ -343,21 +343,40 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
     return run
 
 
-# Pixels per item of the fused block (``_kernels.inverted_residual``): two full product tiles or more.
-_BLOCK_ITEM_PIXELS = 24
 # Largest expanded tensor the stride-1 block keeps in its scratch buffer (mobilenet_v2 batch 8 at 56x56 is
 # 14.5 MB, and won); past it the layers run apart.
 _BLOCK_SCRATCH_BYTES = 16 << 20
+
+
+def _block_items(n, h, wd, ho, wo, threads):
+    """The items of :func:`_inverted_residual`: (e_px, d_rows).
+
+    Expansion chunks are whole product tiles (``gemm.MR`` pixels), at most a
+    task's rows (``gemm.ROW_BLOCK``), at least four per thread (in rows of
+    14 pixels, bands of 28 made tiles of 12, 12 and 4, and the expansion ran
+    40% slower a pixel than as one product; 2 threads, 2-core Intel Xeon
+    VM).  Projection bands: the row count (up to 8) with the fewest tiles
+    among those giving two bands per thread.
+    """
+    mr = _gemm.MR
+    pixels = n * h * wd
+    e_px = mr * max(1, min(_gemm.ROW_BLOCK // mr, -(-pixels // (4 * threads * mr))))
+    best = None
+    for rows in range(1, min(ho, 8) + 1):
+        bands = -(-ho // rows)
+        tiles = n * ((bands - 1) * -(-rows * wo // mr) + -(-(ho - (bands - 1) * rows) * wo // mr))
+        key = (n * bands < 2 * threads, tiles, rows)
+        if best is None or key < best[0]:
+            best = (key, rows)
+    return e_px, best[1]
 
 
 def _inverted_residual(shape, expand, taps, stride, pads, dilation, epilogue, project, out_shape, items=None):
     """The expansion → depthwise → projection block as one launch (``_kernels.inverted_residual``).
 
     ``expand``/``project``: (panels, epilogue columns); ``taps`` (kh, kw, C_e);
-    ``out_shape`` (N, Ho, Wo, C_out).  ``items`` = (e_rows, e_parts, d_rows,
-    d_parts) sets the items (tests); by default bands of about
-    :data:`_BLOCK_ITEM_PIXELS` pixels, in enough shares of the panels that
-    every thread has four items or more of each kind.
+    ``out_shape`` (N, Ho, Wo, C_out).  ``items`` = (e_px, d_rows) sets the
+    items (tests); by default :func:`_block_items`.
     """
     n, c, h, wd = shape
     _, ho, wo, cout = out_shape
@@ -365,11 +384,7 @@ def _inverted_residual(shape, expand, taps, stride, pads, dilation, epilogue, pr
     ce = taps.shape[2]
     threads = max(1, numba.get_num_threads())
     if items is None:
-        e_rows = max(1, min(h, -(-_BLOCK_ITEM_PIXELS // wd)))
-        d_rows = max(1, min(ho, -(-_BLOCK_ITEM_PIXELS // wo)))
-        e_parts = max(1, min(panels1.shape[0], -(-4 * threads // (n * -(-h // e_rows)))))
-        d_parts = max(1, min(panels2.shape[0], -(-4 * threads // (n * -(-ho // d_rows)))))
-        items = (e_rows, e_parts, d_rows, d_parts)
+        items = _block_items(n, h, wd, ho, wo, threads)
     ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
           np.float32(epilogue[3]))
     kernel = _ir_k.inverted_residual.for_work(n * h * wd * c * ce, _parallel_min_macs())
