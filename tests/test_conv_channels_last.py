@@ -794,3 +794,27 @@ def test_bad_conv_arguments_on_channels_last_input_are_the_same_named_errors():
         F.conv2d(x, np.zeros((6, 4, 9, 9), np.float32))
     with pytest.raises(ValueError, match="scale and shift"):
         conv2d_affine(x, np.zeros((6, 4, 1, 1), np.float32), None, 1, 0, 1, 1, "zeros", np.ones(5), np.zeros(6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 12), w=st.integers(1, 12), pt=st.integers(0, 3),
+       pl=st.integers(0, 3), extra=st.tuples(st.integers(-1, 3), st.integers(-1, 3)), layout=st.sampled_from(["nchw", "cl"]),
+       build=st.sampled_from(["parallel", "serial"]), seed=st.integers(0, 2**31 - 1))
+def test_padding_into_channels_last_from_either_layout(n, c, h, w, pt, pl, extra, layout, build, seed):
+    # the NCHW source is read plane by plane (pad_planes_into), a channels-last one pixel by pixel (pad_into);
+    # both write every element of the buffer, which may end before the input does (the last window's reach)
+    from convlayers._kernels import conv_nhwc
+    from convlayers.functional import _layout
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    hp, wp = max(1, pt + h + extra[0]), max(1, pl + w + extra[1])
+    want = np.zeros((n, hp + h + 8, wp + w + 8, c), np.float32)
+    want[:, pt:pt + h, pl:pl + w] = x.transpose(0, 2, 3, 1)
+    want = want[:, :hp, :wp]
+    got = np.full((n, hp, wp, c), np.nan, np.float32)
+    src = x if layout == "nchw" else cl.to_channels_last(x)
+    if c > 1 and layout == "nchw":
+        getattr(conv_nhwc.pad_planes_into, build)(src, pt, pl, got)
+    else:
+        _layout.pad_channels_last(src, pt, pl, got)
+    np.testing.assert_array_equal(got, want)

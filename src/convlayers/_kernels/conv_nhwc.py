@@ -253,6 +253,35 @@ def pad_into(xh, pt, pl, xp):
 
 
 @parallel_kernel()
+def pad_planes_into(x, pt, pl, xp):
+    """:func:`pad_into` from an NCHW ``x`` (N, C, H, W): each plane row read once, in order, and scattered
+    across the channels of ``xp``'s row (reading a pixel's channels from C planes at once, as ``pad_into``
+    does on a transposed view, took twice as long: the 3-channel 224x224 stem 81 -> 41 µs, 2 threads)."""
+    n_n, c_n, h, w = x.shape
+    hp, wp = xp.shape[1], xp.shape[2]
+    zero = xp.dtype.type(0)
+    for t in prange(n_n * hp):
+        s = t // hp
+        r = t % hp - pt
+        row = xp[s, t % hp]
+        if r < 0 or r >= h:
+            for q in range(wp):
+                for c in range(c_n):
+                    row[q, c] = zero
+            continue
+        for q in range(min(pl, wp)):
+            for c in range(c_n):
+                row[q, c] = zero
+        for q in range(min(pl + w, wp), wp):
+            for c in range(c_n):
+                row[q, c] = zero
+        for c in range(c_n):
+            src = x[s, c, r]
+            for q in range(max(0, -pl), min(w, wp - pl)):
+                row[pl + q, c] = src[q]
+
+
+@parallel_kernel()
 def max_pool_nhwc(x, kh, kw, sh, sw, ph, pw, dh, dw, out):
     """2-D max pooling of channels-last ``x`` (N, H, W, C) into ``out`` (N, Ho, Wo, C), -inf padding implied.
 
