@@ -543,7 +543,8 @@ def test_channels_last_unroll_matches_torch(monkeypatch, x_shape, w_shape, kw, d
         monkeypatch.setattr(conv_module, "_CHANNELS_LAST_MIN_PIXELS", 0)
     # float32 weight gradients go to the register-blocked product (tests/test_conv_grad.py): kept off here so
     # that this path stays tested in both dtypes
-    monkeypatch.setattr(conv_module._grad, "weight_grad_route", lambda *a: None)
+    from convlayers.functional import _conv_grad
+    monkeypatch.setattr(_conv_grad, "weight_grad_route", lambda *a: None)
     monkeypatch.setattr(conv_module, "_implicit_route", lambda *a: False)  # likewise the float32 forward
     calls = []
     real = conv_module._unrolled_nhwc

@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._kernels import conv as _k
 from . import _threads, _winograd
+from . import _conv_backward as _bw
 from . import conv as _c2
 
 # Live bytes of gathered depth planes per slice of the batch.  8x64x16x28x28 float32 3x3x3
@@ -168,11 +169,11 @@ def input_grad(go, w, in_shape, stride, pads, dilation, groups):
     """Gradient of :func:`forward` with respect to its input, of shape ``in_shape`` (batched)."""
     nd = len(in_shape) - 2
     if nd == 2:
-        return _c2._input_grad_core(go, w, in_shape, stride, pads, dilation, groups)
+        return _bw._input_grad_core(go, w, in_shape, stride, pads, dilation, groups)
     if nd == 1:
         s2, p2, d2 = _as2d_1d(stride, pads, dilation)
         n, c, length = in_shape
-        return _c2._input_grad_core(go[:, :, None], w[:, :, None], (n, c, 1, length), s2, p2, d2, groups)[:, :, 0]
+        return _bw._input_grad_core(go[:, :, None], w[:, :, None], (n, c, 1, length), s2, p2, d2, groups)[:, :, 0]
     n, cin, d, h, wd = in_shape
     cout, _, kd, _, _ = w.shape
     do = go.shape[2]
@@ -182,7 +183,7 @@ def input_grad(go, w, in_shape, stride, pads, dilation, groups):
         return np.ascontiguousarray(gx[:, :, pads[0]:pads[0] + d])
     w2 = _w3(w)
     for a, b in _sample_slices(n, do * cin * kd * h * wd * go.itemsize):
-        g2 = _c2._input_grad_core(_planes(go[a:b]), w2, ((b - a) * do, cin * kd, h, wd), stride[1:], pads[2:],
+        g2 = _bw._input_grad_core(_planes(go[a:b]), w2, ((b - a) * do, cin * kd, h, wd), stride[1:], pads[2:],
                                   dilation[1:], groups)
         g2 = g2.reshape(b - a, do, cin, kd, h, wd)
         for t in range(kd):  # kD strided adds of whole depth planes: vectorised, not a per-element loop
@@ -194,11 +195,11 @@ def weight_grad(x, go, w_shape, stride, pads, dilation, groups):
     """Gradient of :func:`forward` with respect to its weight (shape ``w_shape``)."""
     nd = x.ndim - 2
     if nd == 2:
-        return _c2._weight_grad_core(x, go, w_shape, stride, pads, dilation, groups)
+        return _bw._weight_grad_core(x, go, w_shape, stride, pads, dilation, groups)
     if nd == 1:
         s2, p2, d2 = _as2d_1d(stride, pads, dilation)
         cout, cin_g, k = w_shape
-        return _c2._weight_grad_core(x[:, :, None], go[:, :, None], (cout, cin_g, 1, k), s2, p2, d2,
+        return _bw._weight_grad_core(x[:, :, None], go[:, :, None], (cout, cin_g, 1, k), s2, p2, d2,
                                      groups).reshape(w_shape)
     n, cin = x.shape[:2]
     cout, cin_g, kd, kh, kw = w_shape
@@ -208,5 +209,5 @@ def weight_grad(x, go, w_shape, stride, pads, dilation, groups):
         return gw.reshape(w_shape)
     for a, b in _sample_slices(n, do * cin * kd * x.shape[3] * x.shape[4] * x.itemsize):
         cols = _gather_depth(x[a:b], pads[:2], kd, stride[0], dilation[0], do)
-        gw += _c2._weight_grad_core(cols, _planes(go[a:b]), gw.shape, stride[1:], pads[2:], dilation[1:], groups)
+        gw += _bw._weight_grad_core(cols, _planes(go[a:b]), gw.shape, stride[1:], pads[2:], dilation[1:], groups)
     return gw.reshape(w_shape)
