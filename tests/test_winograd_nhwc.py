@@ -44,7 +44,7 @@ def test_matches_torch_on_a_grid(n, cin, cout, h, w, pads, residual, bounds, thr
     wn._BLOCK_BYTES = block
     try:
         with limit_threads(threads):
-            run = wn.plan(x.shape, wt, pads, (scale, shift, *bounds), {})
+            run = wn.plan(x.shape, cout, pads, (scale, shift, *bounds), wn.weight_panels(wt), 1 << 19)
             out, bad = run(cl.to_channels_last(x), res=None if res is None else cl.to_channels_last(res))
     finally:
         wn._BLOCK_BYTES = old
@@ -92,7 +92,8 @@ def test_non_finite_values_are_reported_and_placed_as_torch_by_the_caller(bad, r
     wt = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     x[1, 3, 5, 6] = bad
     ones, zeros = np.ones(32, np.float32), np.zeros(32, np.float32)
-    _, count = wn.plan(x.shape, wt, (1, 1, 1, 1), (ones, zeros, -np.inf, np.inf), {})(cl.to_channels_last(x))
+    _, count = wn.plan(x.shape, wt.shape[0], (1, 1, 1, 1), (ones, zeros, -np.inf, np.inf), wn.weight_panels(wt),
+                       1 << 19)(cl.to_channels_last(x))
     assert count > 0
     assert cl.plan(x.shape, np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed={})(cl.to_channels_last(x)) \
         is None
@@ -105,11 +106,12 @@ def test_non_finite_values_are_reported_and_placed_as_torch_by_the_caller(bad, r
 
 
 def test_transformed_weights_are_kept_in_packed(rng):
+    # the channels-last plan keeps them with the weight (``packed``): a second shape reuses them
     wt = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     packed = {}
-    ep = (np.ones(32, np.float32), np.zeros(32, np.float32), -np.inf, np.inf)
-    wn.plan((1, 32, 16, 16), wt, (1, 1, 1, 1), ep, packed)
+    assert cl.plan((1, 32, 16, 16), np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed=packed) is not None
     kept = packed["nhwc_winograd"]
     assert kept.shape == (36, 1, 32, 32)
-    wn.plan((2, 32, 24, 24), wt, (1, 1, 1, 1), ep, packed)
+    np.testing.assert_array_equal(kept, wn.weight_panels(wt))
+    assert cl.plan((2, 32, 24, 24), np.float32, wt, (1, 1), (1, 1, 1, 1), (1, 1), 1, packed=packed) is not None
     assert packed["nhwc_winograd"] is kept

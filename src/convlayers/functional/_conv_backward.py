@@ -83,7 +83,7 @@ def _input_grad_core(go, w, in_shape, stride, pads, dilation, groups):
 
 
 def _weight_grad_core(x, go, w_shape, stride, pads, dilation, groups):
-    """Gradient of :func:`_fw._forward_core` with respect to its weight (shape ``w_shape``)."""
+    """Gradient of ``conv._forward_core`` with respect to its weight (shape ``w_shape``)."""
     n, cin, h, wd = x.shape
     cout, cin_g, kh, kw = w_shape
     ho, wo = go.shape[2], go.shape[3]

@@ -407,7 +407,8 @@ def _inverted_residual(shape, expand, taps, stride, pads, dilation, epilogue, pr
 
 def _winograd(shape, w, pads, epilogue, packed, out_size):
     """The float32 3×3 stride-1 plan by fused Winograd blocks (:mod:`._winograd_nhwc`), where it measured faster."""
-    inner = _winograd_nhwc.plan(shape, w, pads, epilogue, packed)
+    panels = _cached(packed, "nhwc_winograd", lambda: _winograd_nhwc.weight_panels(w))
+    inner = _winograd_nhwc.plan(shape, w.shape[0], pads, epilogue, panels, _parallel_min_macs())
     out_shape = (shape[0],) + out_size + (w.shape[0],)
 
     def run(x, alloc=aligned_empty, res=None):

@@ -67,35 +67,31 @@ def applies(n, cin, cout, ho, wo):
     return 36 * cin * cout * 4 <= _l2_bytes() or n * th * tw >= _MIN_TILES_PAST_L2
 
 
-def plan(shape, w, pads, epilogue, packed):
-    """``run(x, alloc, res)`` for (N, C, H, W) ``shape`` and a 3×3 ``w``: ``(out, bad)``.
+def weight_panels(w):
+    """The 3×3 weight ``w`` (C_out, C_in, 3, 3) transformed and packed for :func:`plan`: (36, panels, C_in, NR)."""
+    # the transform on the workers with one-thread BLAS: threaded BLAS here left OpenBLAS's workers
+    # spinning beside the kernel (8x96->96 @12 in conv2d: 14 ms a call, against 0.4 ms for the rest)
+    u = weight_transform(np.ascontiguousarray(w, dtype=np.float32), _threads.worker_count())
+    return np.stack([_gemm.pack_panels(np.ascontiguousarray(u[xi].T)) for xi in range(36)])
+
+
+def plan(shape, cout, pads, epilogue, panels, parallel_min_macs):
+    """``run(x, alloc, res)`` for (N, C, H, W) ``shape``, ``cout`` output channels and the
+    :func:`weight_panels` of a 3×3 weight: ``(out, bad)``.
 
     ``x`` channels-last; ``out`` the (N, Ho, Wo, C_out) result with
     ``epilogue`` ``(alpha, beta, lo, hi)`` and the channels-last residual
     ``res`` (or None) applied; ``bad`` its count of non-finite raw values
-    (then the caller recomputes).  ``packed``: a dict kept with the weight
-    (the transformed panels are cached there), or None.
+    (then the caller recomputes).  The kernel runs its parallel build from
+    ``parallel_min_macs`` multiply-adds (the caller's rule for its threading
+    layer).
 
     Shape: ``H_out = H + pad_top + pad_bottom - 2``, ``W_out = W + pad_left + pad_right - 2``.
     """
     n, cin, h, wd = shape
-    cout = w.shape[0]
     ho, wo = h + pads[0] + pads[1] - 2, wd + pads[2] + pads[3] - 2
     th, tw = _grid(ho, wo)
     hp, wp = 4 * th + 2, 4 * tw + 2
-
-    def pack():
-        # the transform on the workers with one-thread BLAS: threaded BLAS here left OpenBLAS's workers
-        # spinning beside the kernel (8x96->96 @12 in conv2d: 14 ms a call, against 0.4 ms for the rest)
-        u = weight_transform(np.ascontiguousarray(w, dtype=np.float32), _threads.worker_count())
-        return np.stack([_gemm.pack_panels(np.ascontiguousarray(u[xi].T)) for xi in range(36)])
-
-    if packed is None:
-        panels = pack()
-    else:
-        panels = packed.get("nhwc_winograd")
-        if panels is None:
-            panels = packed["nhwc_winograd"] = pack()
     ldm = panels.shape[1] * _gemm.NR
     alpha, beta, lo, hi = _gemm.epilogue_columns(epilogue, cout)
     tiles = n * th * tw
@@ -103,7 +99,7 @@ def plan(shape, w, pads, epilogue, packed):
     block = max(_gemm.MR, _block_bytes() // per_tile // _gemm.MR * _gemm.MR)
     workers = max(1, _threads.worker_count())
     block = min(block, max(_gemm.MR, -(-tiles // workers)))  # every worker gets tiles
-    kernel = _kw.winograd_nhwc.for_work(tiles * 36 * cin * cout, 1 << 19)
+    kernel = _kw.winograd_nhwc.for_work(tiles * 36 * cin * cout, parallel_min_macs)
     pad = _knhwc.pad_into.for_work(n * hp * wp * cin)
     scratch_size = 36 * block * (cin + ldm) + 40 * max(cin, ldm)
 
