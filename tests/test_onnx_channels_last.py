@@ -271,7 +271,8 @@ def test_summary_counts_the_fused_depthwise_layer():
 
 
 def _expand_block(stride=2, c=8, ce=24, cout=12, h=11, residual_graph=False):
-    """x → 1x1 expansion (+bias, ReLU6) → depthwise 3x3 stride s (+bias, ReLU6) → 1x1 projection (+bias)."""
+    """x → 1x1 expansion (+bias, ReLU6) → depthwise 3x3 stride s (+bias, ReLU6) → 1x1 projection (+bias);
+    with ``residual_graph``, + x (the graph's input itself: c == cout, stride 1)."""
     rng = np.random.default_rng(12)
     inits = {"we": (rng.standard_normal((ce, c, 1, 1)) / 3).astype(np.float32),
              "be": rng.standard_normal(ce).astype(np.float32),
@@ -285,7 +286,9 @@ def _expand_block(stride=2, c=8, ce=24, cout=12, h=11, residual_graph=False):
              helper.make_node("Conv", ["ea", "wd", "bd"], ["d"], pads=[1, 1, 1, 1], strides=[stride, stride],
                               group=ce),
              helper.make_node("Clip", ["d", "lo", "hi"], ["da"]),
-             helper.make_node("Conv", ["da", "wp", "bp"], ["y"])]
+             helper.make_node("Conv", ["da", "wp", "bp"], ["p" if residual_graph else "y"])]
+    if residual_graph:
+        nodes.append(helper.make_node("Add", ["p", "x"], ["y"]))
     return _model(nodes, inits, ("n", c, h, h)), inits
 
 
@@ -315,6 +318,24 @@ def test_expansion_depthwise_projection_run_as_one_node(h, batch, stride):
         np.testing.assert_allclose(got, apart, rtol=1e-6, atol=1e-6)
     if h > 1:
         assert any(k[0] == "pre0" and v is not None for k, v in node.attrs["_plans"].items())
+
+
+def test_a_residual_read_from_the_graph_input_keeps_the_fused_block():
+    # the graph's NCHW input is the Add's other operand: copied channels-last, the one-launch block runs
+    proto, inits = _expand_block(stride=1, c=8, cout=8, residual_graph=True)
+    model = co.load(proto)
+    (node,) = model.nodes
+    x = np.random.default_rng(15).standard_normal((2, 8, 11, 11)).astype(np.float32)
+    want = _expand_reference(inits, x, 1) + x
+    np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+    runs = [v for k, v in node.attrs["_plans"].items() if k[0] == "pre0"]
+    assert runs and all(v is not None for v in runs)
+    calls = []
+    real = runs[0]
+    node.attrs["_plans"][next(k for k in node.attrs["_plans"] if k[0] == "pre0")] = \
+        lambda *a: calls.append(real(*a)) or calls[-1]
+    np.testing.assert_allclose(model(x), want, rtol=1e-5, atol=1e-5)
+    assert calls and calls[-1] is not None  # the fused block's result was taken: the residual fitted
 
 
 def test_a_block_past_the_scratch_bound_runs_its_layers_apart(monkeypatch):
