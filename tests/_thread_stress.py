@@ -174,7 +174,7 @@ OPS = {
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
     "inverted residual block, one launch": lambda: ex_dw_pw_1(x32_cl, res=x32_cl),
-    "pad NCHW planes channels-last": lambda: pad_planes(x.astype(np.float32)),
+    "pad NCHW planes channels-last": lambda: pad_planes(np.ascontiguousarray(x[:, :3], dtype=np.float32)),
     "adam step": adam_step,
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),

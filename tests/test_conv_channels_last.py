@@ -813,7 +813,7 @@ def test_padding_into_channels_last_from_either_layout(n, c, h, w, pt, pl, extra
     want = want[:, :hp, :wp]
     got = np.full((n, hp, wp, c), np.nan, np.float32)
     src = x if layout == "nchw" else cl.to_channels_last(x)
-    if c > 1 and layout == "nchw":
+    if c > 1 and layout == "nchw":  # the kernel for any channel count (pad_channels_last keeps it to <= 4)
         getattr(conv_nhwc.pad_planes_into, build)(src, pt, pl, got)
     else:
         _layout.pad_channels_last(src, pt, pl, got)
