@@ -30,7 +30,6 @@ from convlayers import _kernels, filters
 from convlayers._kernels import KernelPair
 from convlayers.functional import _threads
 from convlayers.functional import _conv_channels_last as _cl
-from convlayers.functional import _layout
 
 threads, seconds = int(sys.argv[1]), float(sys.argv[2])
 
@@ -85,12 +84,6 @@ ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_3
                                                ep32, w_pw32, ep32, {}, {}, {})
 ex_dw_pw_1 = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1),
                                                  ep32, w_pw32, ep32, {}, {}, {})  # the one-launch block
-
-
-def pad_planes(a):
-    out = np.empty((a.shape[0], a.shape[2] + 2, a.shape[3] + 3, a.shape[1]), np.float32)
-    _layout.pad_channels_last(a, 1, 2, out)
-    return out
 
 
 def bn_train():
@@ -174,7 +167,6 @@ OPS = {
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
     "inverted residual block, one launch": lambda: ex_dw_pw_1(x32_cl, res=x32_cl),
-    "pad NCHW planes channels-last": lambda: pad_planes(np.ascontiguousarray(x[:, :3], dtype=np.float32)),
     "adam step": adam_step,
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),

@@ -801,10 +801,9 @@ def test_bad_conv_arguments_on_channels_last_input_are_the_same_named_errors():
        pl=st.integers(0, 3), extra=st.tuples(st.integers(-1, 3), st.integers(-1, 3)), layout=st.sampled_from(["nchw", "cl"]),
        build=st.sampled_from(["parallel", "serial"]), seed=st.integers(0, 2**31 - 1))
 def test_padding_into_channels_last_from_either_layout(n, c, h, w, pt, pl, extra, layout, build, seed):
-    # the NCHW source is read plane by plane (pad_planes_into), a channels-last one pixel by pixel (pad_into);
-    # both write every element of the buffer, which may end before the input does (the last window's reach)
+    # pad_into from an NCHW input's transposed view or a channels-last one; it writes every element of the
+    # buffer, which may end before the input does (the last window's reach)
     from convlayers._kernels import conv_nhwc
-    from convlayers.functional import _layout
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     hp, wp = max(1, pt + h + extra[0]), max(1, pl + w + extra[1])
@@ -813,8 +812,5 @@ def test_padding_into_channels_last_from_either_layout(n, c, h, w, pt, pl, extra
     want = want[:, :hp, :wp]
     got = np.full((n, hp, wp, c), np.nan, np.float32)
     src = x if layout == "nchw" else cl.to_channels_last(x)
-    if c > 1 and layout == "nchw":  # the kernel for any channel count (pad_channels_last keeps it to <= 4)
-        getattr(conv_nhwc.pad_planes_into, build)(src, pt, pl, got)
-    else:
-        _layout.pad_channels_last(src, pt, pl, got)
+    getattr(conv_nhwc.pad_into, build)(src.transpose(0, 2, 3, 1), pt, pl, got)
     np.testing.assert_array_equal(got, want)

@@ -233,7 +233,6 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
     macs = n * ho * wo * cout * kh * kw * cin
     kernel = _gemm.conv_epilogue.for_work(macs, _parallel_min_macs())
     pad = _k.pad_into.for_work(n * hp * wp * cin)
-    pad_planes = _k.pad_planes_into.for_work(n * hp * wp * cin)
 
     def run(x, alloc=aligned_empty, res=None):
         if not _residual_fits(res, (n, ho, wo, cout)):
@@ -241,10 +240,7 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
         xh = x.transpose(0, 2, 3, 1)
         if padded:
             xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
-            if _layout.reads_planes(x):  # an NCHW x of a few channels (a model's input, its stem)
-                pad_planes(x, pads[0], pads[2], xp)
-            else:
-                pad(xh, pads[0], pads[2], xp)
+            pad(xh, pads[0], pads[2], xp)  # an NCHW x (functional.conv's route) is moved channels-last here
         else:
             xp = np.ascontiguousarray(xh)
         out = alloc((n, ho, wo, cout), np.float32)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import conv_nhwc as _nhwc
 from .._kernels.layout import swap_rows, taps_first, transpose2d
 
 # Below this many elements NumPy's copy is as fast (576x64: 0.033 vs 0.020 ms).
@@ -93,17 +92,3 @@ def from_taps_channels_out(m, w_shape):
     taps_first(np.ascontiguousarray(m).reshape(kh * kw, cin, cout), out)
     return out.reshape(w_shape)
 
-
-def pad_channels_last(x, pt, pl, xp):
-    """``xp`` (N, Hp, Wp, C) = the (N, C, H, W) ``x`` channels-last with ``pt`` rows and ``pl`` columns of zeros
-    before it and zeros after; ``x`` in either memory layout (an NCHW one of a few channels is read plane by
-    plane, see ``_kernels.conv_nhwc.pad_planes_into``)."""
-    if reads_planes(x):
-        _nhwc.pad_planes_into.for_work(xp.size)(x, pt, pl, xp)
-    else:
-        _nhwc.pad_into.for_work(xp.size)(x.transpose(0, 2, 3, 1), pt, pl, xp)
-
-
-def reads_planes(x):
-    """Whether :func:`pad_channels_last` copies ``x`` plane by plane: NCHW memory and 2 to 4 channels."""
-    return x.flags.c_contiguous and 1 < x.shape[1] <= 4
