@@ -50,28 +50,26 @@ def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh
     then bands of ``d_rows`` output rows.
     """
     n_n, h, wd, cin = x.shape
-    kh, kw, ce = w.shape
+    kh, ce = w.shape[0], w.shape[2]
     ho_n, wo_n, cout = out.shape[1], out.shape[2], out.shape[3]
     p1, p2 = panels1.shape[0], panels2.shape[0]
     k1, k2 = panels1.shape[1], panels2.shape[1]
     pixels = n_n * h * wd
     e_chunks = (pixels + e_px - 1) // e_px
     d_bands = (ho_n + d_rows - 1) // d_rows
-    e_items = e_chunks
     xf, b1f, b2f, ef, of = x.ravel(), panels1.ravel(), panels2.ravel(), e.ravel(), out.ravel()
     e4 = ef[:n_n * h * wd * ce].reshape(n_n, h, wd, ce)
     rf_all = of[:0] if res is None else res.ravel()
     done = np.zeros(e_chunks, np.int64)  # per chunk of expanded pixels: 1 once it is written
-    e_runs = claims.runs(e_items, threads)
+    e_runs = claims.runs(e_chunks, threads)
     d_runs = claims.runs(n_n * d_bands, threads)
     nans = 0
     for t in prange(threads):
         cursor = 0
-        while True:  # expansion items: this task's run of bands, then what is left of the others'
-            i, cursor = claims.claim(e_runs, t, threads, cursor)
-            if i < 0:
+        while True:  # expansion chunks: this task's run of them, then what is left of the others'
+            chunk, cursor = claims.claim(e_runs, t, threads, cursor)
+            if chunk < 0:
                 break
-            chunk = i
             q0 = chunk * e_px
             q1 = min(pixels, q0 + e_px)
             a = xf[q0 * cin:q1 * cin]
@@ -84,7 +82,7 @@ def inverted_residual(x, panels1, alpha1, beta1, lo1, hi1, w, pt, pl, sh, sw, dh
         d = np.empty((d_rows, wo_n, ce), dtype=out.dtype)
         df = d.ravel()
         cursor = 0
-        while True:  # projection items, the same way
+        while True:  # projection bands, the same way
             j, cursor = claims.claim(d_runs, t, threads, cursor)
             if j < 0:
                 break
