@@ -269,8 +269,7 @@ def plan_depthwise_pointwise(shape, w, stride, pads, dilation, epilogue, w2, epi
     w3 = _depthwise_taps(packed, w)
     panels = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, c).T))
     alpha2, beta2, lo2, hi2 = _gemm.epilogue_columns(epilogue2, cout)
-    ep1 = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
-           np.float32(epilogue[3]))
+    ep1 = _float32_epilogue(epilogue)
     kernel = _k.depthwise_pointwise.for_work(n * ho * wo * c * (kh * kw + cout), _parallel_min_macs())
     args = (w3, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1]) + ep1 + (panels, alpha2, beta2,
                                                                                             lo2, hi2)
@@ -324,8 +323,7 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
                                   dilation, epilogue, (panels2, _gemm.epilogue_columns(epilogue2, cout)),
                                   (n, ho, wo, cout))
 
-    ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
-          np.float32(epilogue[3]))
+    ep = _float32_epilogue(epilogue)
     # bands of output rows: at least 8 tasks for the threads, at most 8 rows (the shared row costs 1/16)
     band = int(min(8, max(1, -(-n * ho // 8))))
     kernel = _k.expand_depthwise_pointwise.for_work(n * h * wd * c * ce, _parallel_min_macs())
@@ -385,8 +383,7 @@ def _inverted_residual(shape, expand, taps, stride, pads, dilation, epilogue, pr
     threads = max(1, numba.get_num_threads())
     if items is None:
         items = _block_items(n, h, wd, ho, wo, threads)
-    ep = (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
-          np.float32(epilogue[3]))
+    ep = _float32_epilogue(epilogue)
     kernel = _ir_k.inverted_residual.for_work(n * h * wd * c * ce, _parallel_min_macs())
     args = ((panels1,) + cols1 + (taps, pads[0], pads[2], stride[0], stride[1], dilation[0], dilation[1]) + ep
             + (panels2,) + cols2)
@@ -430,6 +427,12 @@ def _rows(res, cout):
 
 def _result(out, nans):
     return None if nans else out.transpose(0, 3, 1, 2)
+
+
+def _float32_epilogue(epilogue):
+    """A depthwise layer's per-channel ``(alpha, beta, lo, hi)`` as the fused float32 kernels take it."""
+    return (np.asarray(epilogue[0], np.float32), np.asarray(epilogue[1], np.float32), np.float32(epilogue[2]),
+            np.float32(epilogue[3]))
 
 
 def _depthwise_taps(packed, w):

@@ -91,4 +91,3 @@ def from_taps_channels_out(m, w_shape):
     out = np.empty((cout, cin, kh * kw), dtype=m.dtype)
     taps_first(np.ascontiguousarray(m).reshape(kh * kw, cin, cout), out)
     return out.reshape(w_shape)
-
