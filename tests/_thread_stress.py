@@ -30,6 +30,7 @@ from convlayers import _kernels, filters
 from convlayers._kernels import KernelPair
 from convlayers.functional import _threads
 from convlayers.functional import _conv_channels_last as _cl
+from convlayers.onnx.ops import pool as _onnx_pool
 
 threads, seconds = int(sys.argv[1]), float(sys.argv[2])
 
@@ -84,6 +85,25 @@ ex_dw_pw = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_3
                                                ep32, w_pw32, ep32, {}, {}, {})
 ex_dw_pw_1 = _cl.plan_expand_depthwise_pointwise(x32_cl.shape, w_pw32, ep32, wdw_32, (1, 1), (1, 1, 1, 1), (1, 1),
                                                  ep32, w_pw32, ep32, {}, {}, {})  # the one-launch block
+
+
+def _taped_model():
+    """A small channels-last ONNX model: its runs past the second replay a tape (``onnx._tape``) into each
+    thread's own buffers."""
+    from onnx import TensorProto, helper, numpy_helper
+    import convlayers.onnx as conx
+
+    k = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+         helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])],
+        "stress", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8, 12, 12])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(k, "k")])
+    return conx.load(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+
+
+taped = _taped_model()
+x32_12x = np.ascontiguousarray(x[:, :, :12, :12], dtype=np.float32)
 
 
 def bn_train():
@@ -168,6 +188,8 @@ OPS = {
     "channels-last 1x1 + depthwise/2 + 1x1": lambda: ex_dw_pw(x32_cl),
     "inverted residual block, one launch": lambda: ex_dw_pw_1(x32_cl, res=x32_cl),
     "adam step": adam_step,
+    "channels-last global average pool": lambda: _onnx_pool.global_average_pool(None, x32_cl),
+    "ONNX model, taped": lambda: taped(x32_12x),
     "fractional_max_pool2d": lambda: F.fractional_max_pool2d(x, 2, output_size=(10, 10), return_indices=True,
                                                              _random_samples=samples),
 }

@@ -264,6 +264,59 @@ def njit(*args, **options):
     return wrap
 
 
+# A capture of the kernel calls a run makes on this thread (``onnx._tape``): ``hook`` is None or
+# ``hook(callable, args)``, which records the call and makes it with ``callable(*args)``.
+_capture = threading.local()
+
+
+def capturing(hook):
+    """Context manager: every kernel call of this thread goes through ``hook(callable, args)`` meanwhile.
+
+    ``callable`` is what a replay calls with the same arguments (the
+    :class:`KernelPair`, or a serial build); inside the hook no capture runs.
+    """
+    return _Capturing(hook)
+
+
+class _Capturing:
+    __slots__ = ("hook", "outer")
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def __enter__(self):
+        self.outer = getattr(_capture, "hook", None)
+        _capture.hook = self.hook
+        return self
+
+    def __exit__(self, *exc):
+        _capture.hook = self.outer
+        return False
+
+
+def _captured(fn, args):
+    hook = _capture.hook
+    _capture.hook = None
+    try:
+        return hook(fn, args)
+    finally:
+        _capture.hook = hook
+
+
+class SerialKernel:
+    """A kernel's serial build as :meth:`KernelPair.for_work` hands it out: the build, seen by a capture."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build):
+        self.build = build
+
+    def __call__(self, *args):
+        if getattr(_capture, "hook", None) is not None:
+            return _captured(self.build, args)
+        return self.build(*args)
+
+
 class KernelPair:
     """A kernel compiled with ``parallel=True`` and without; calling it runs the parallel build when allowed.
 
@@ -275,9 +328,12 @@ class KernelPair:
     def __init__(self, parallel, serial):
         self.parallel = parallel
         self.serial = serial
+        self._serial_kernel = SerialKernel(serial)
         self.__doc__ = parallel.py_func.__doc__
 
     def __call__(self, *args):
+        if getattr(_capture, "hook", None) is not None:
+            return _captured(self, args)
         with busy():
             if _serial_only:
                 return self.serial(*args)
@@ -293,7 +349,7 @@ class KernelPair:
     def for_work(self, work, minimum=PARALLEL_MIN_WORK):
         """The build to use for ``work`` elements: serial below ``minimum`` or when numba has one thread."""
         if work < minimum or numba.get_num_threads() < 2:
-            return self.serial
+            return self._serial_kernel
         return self
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from .._kernels import busy
 from ..functional._conv_channels_last import from_channels_last, is_channels_last, to_channels_last
 from ..nn.module import Module
-from . import _buffers
+from . import _buffers, _tape
 from .ops import OPS
 from .ops.conv import reads_as_nchw
 
@@ -20,6 +20,9 @@ _SHAPE_ONLY = {"Shape", "Size"}
 # inputs'); every other op gets its channels-last inputs as ordinary C-ordered arrays, as without the mode.
 _CHANNELS_LAST_SAFE = {"Conv", "MaxPool", "GlobalAveragePool", "Add", "Sub", "Mul", "Div", "Clip", "Relu",
                        "Identity"}
+
+
+_SEEN = object()  # a shape's tape: run once, not captured yet
 
 
 def _channels_last_conv(node, constants):
@@ -73,6 +76,7 @@ class OnnxModel(Module):
         object.__setattr__(self, "_last_use", last_use)
         object.__setattr__(self, "_static", self._static_steps(order, graph.constants))
         object.__setattr__(self, "_shape_cache", {})
+        object.__setattr__(self, "_tapes", {})  # per input shape: _SEEN (run once), a Tape, or False (none)
         if channels_last is None:
             channels_last = _has_channels_last_conv(order, graph.constants)
         object.__setattr__(self, "channels_last", bool(channels_last))
@@ -180,9 +184,55 @@ class OnnxModel(Module):
             if bad:
                 raise ValueError(f"run: unknown output name(s) {bad}; the model's outputs are {names}")
         arrays = self._check_feeds(feeds)
+        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(arrays.items()))
+        if _trace is None and self.channels_last:
+            outs = self._taped(key, arrays)
+            if outs is not None:
+                return [outs[n] for n in output_names]
+        env, fresh = self._execute(arrays, key, _trace)
+        out = []
+        for n in output_names:
+            v = env[n]
+            if is_channels_last(v):
+                v = from_channels_last(v)
+            if n in self.graph.constants or n in fresh or n in arrays:
+                v = np.array(v, copy=True)
+            out.append(v)
+        return out
+
+    def _taped(self, key, arrays):
+        """The outputs by this input shape's tape (:mod:`._tape`), or None to run the graph.
+
+        The first run of a shape runs the graph; the second captures its tape
+        (None when the run cannot be taped: it then runs the graph, always).
+        """
+        tape = self._tapes.get(key)
+        if tape is None:
+            if len(self._tapes) > 16:
+                self._tapes.clear()
+            self._tapes[key] = _SEEN
+            return None
+        if tape is _SEEN:
+            self._tapes[key] = False  # a run of this shape on another thread meanwhile runs the graph
+
+            def execute(feeds):
+                env, _ = self._execute(feeds, key, None)
+                return [env[v.name] for v in self.graph.outputs]
+
+            tape = _tape.capture(execute, arrays)
+            self._tapes[key] = tape or False
+            if tape:
+                _buffers.pool().free.clear()  # this thread's runs of the shape now replay into the tape's own
+        if not tape:
+            return None
+        outs = tape.run(arrays)
+        return None if outs is None else dict(zip((v.name for v in self.graph.outputs), outs))
+
+    def _execute(self, arrays, key, _trace):
+        """Run the graph's steps on the checked feeds; (the environment of values, the names computed
+        fresh for the shape cache)."""
         env = dict(self.graph.constants)
         env.update(arrays)
-        key = tuple((k, v.shape, v.dtype.str) for k, v in sorted(arrays.items()))
         cached = self._shape_cache.get(key)
         record = cached is None and bool(self._static)
         if _trace is not None:
@@ -205,15 +255,7 @@ class OnnxModel(Module):
             if len(self._shape_cache) > 16:
                 self._shape_cache.clear()
             self._shape_cache[key] = fresh
-        out = []
-        for n in output_names:
-            v = env[n]
-            if is_channels_last(v):
-                v = from_channels_last(v)
-            if n in self.graph.constants or n in fresh or n in arrays:
-                v = np.array(v, copy=True)
-            out.append(v)
-        return out
+        return env, fresh
 
     def _run_plan(self):
         """Per step, what :meth:`_steps` needs, settled once: the op, its inputs, the layout rule for them and
