@@ -21,29 +21,29 @@ def _epilogue(rng, c, bounds):
             np.float32(bounds[0]), np.float32(bounds[1]))
 
 
-def _torch_block(x, w1, e1, wd, e, w2, e2, pad, dilation, res):
+def _torch_block(x, w1, e1, wd, e, w2, e2, pad, dilation, res, stride=1):
     t = lambda a: torch.from_numpy(np.asarray(a)).double()  # noqa: E731
 
     def finish(y, ep):
         return torch.clamp(y * t(ep[0])[:, None, None] + t(ep[1])[:, None, None], float(ep[2]), float(ep[3]))
 
     y = finish(TF.conv2d(t(x), t(w1)), e1)
-    y = finish(TF.conv2d(y, t(wd), padding=pad, dilation=dilation, groups=wd.shape[0]), e)
+    y = finish(TF.conv2d(y, t(wd), stride=stride, padding=pad, dilation=dilation, groups=wd.shape[0]), e)
     y = TF.conv2d(y, t(w2)) * t(e2[0])[:, None, None] + t(e2[1])[:, None, None]
     if res is not None:
         y = y + t(res)
     return torch.clamp(y, float(e2[2]), float(e2[3])).numpy()
 
 
-def _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual):
+def _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual, stride=1):
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     w1 = (rng.standard_normal((ce, c, 1, 1)) / np.sqrt(c)).astype(np.float32)
     wd = (rng.standard_normal((ce, 1, k, k)) / k).astype(np.float32)
     w2 = (rng.standard_normal((cout, ce, 1, 1)) / np.sqrt(ce)).astype(np.float32)
     e1, e = _epilogue(rng, ce, (0, 6)), _epilogue(rng, ce, (0, 6))
     e2 = _epilogue(rng, cout, (-np.inf, np.inf))
-    ho = h + 2 * pad - dilation * (k - 1)
-    wo = w + 2 * pad - dilation * (k - 1)
+    ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
     res = rng.standard_normal((n, cout, ho, wo)).astype(np.float32) if residual else None
     return x, w1, e1, wd, e, w2, e2, res
 
@@ -51,30 +51,31 @@ def _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 3), c=st.integers(1, 20), ce=st.integers(2, 70), cout=st.integers(1, 40),
        h=st.integers(1, 13), w=st.integers(1, 13), k=st.sampled_from([1, 3, 5]), pad=st.integers(0, 2),
-       dilation=st.sampled_from([1, 2]), residual=st.booleans(), threads=st.sampled_from([1, 2]),
-       items=st.one_of(st.none(), st.tuples(st.integers(1, 30), st.integers(1, 4))),
+       dilation=st.sampled_from([1, 2]), stride=st.sampled_from([1, 2]), residual=st.booleans(),
+       threads=st.sampled_from([1, 2]), items=st.one_of(st.none(), st.tuples(st.integers(1, 30), st.integers(1, 4))),
        seed=st.integers(0, 2**31 - 1))
-def test_matches_torch_on_a_grid(n, c, ce, cout, h, w, k, pad, dilation, residual, threads, items, seed):
+def test_matches_torch_on_a_grid(n, c, ce, cout, h, w, k, pad, dilation, stride, residual, threads, items, seed):
     # chunks and bands of every size (not whole tiles, not whole rows, past the image), windows
-    # reaching past the image on both sides, dilated taps, residual or not, one thread or two
+    # reaching past the image on both sides, dilated taps, stride 1 or 2, residual or not, one thread or two
     if h + 2 * pad - dilation * (k - 1) < 1 or w + 2 * pad - dilation * (k - 1) < 1:
         return
     rng = np.random.default_rng(seed)
-    x, w1, e1, wd, e, w2, e2, res = _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual)
+    x, w1, e1, wd, e, w2, e2, res = _block(rng, n, c, ce, cout, h, w, k, pad, dilation, residual, stride)
     packed = ({}, {}, {})
     with limit_threads(threads):
-        run = cl.plan_expand_depthwise_pointwise(x.shape, w1, e1, wd, (1, 1), (pad,) * 4, (dilation,) * 2, e, w2,
-                                                 e2, *packed, residual)
+        run = cl.plan_expand_depthwise_pointwise(x.shape, w1, e1, wd, (stride,) * 2, (pad,) * 4, (dilation,) * 2,
+                                                 e, w2, e2, *packed, residual)
         assert run is not None
-        if items is not None:  # the same block with the items given
-            ho, wo = h + 2 * pad - dilation * (k - 1), w + 2 * pad - dilation * (k - 1)
+        ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+        wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+        if items is not None or stride > 1:  # the same block with the items given (a small strided one: by default)
             run = cl._inverted_residual(x.shape, (packed[0]["nhwc_panels"], cl._gemm.epilogue_columns(e1, ce)),
-                                        packed[1]["nhwc_taps"], (1, 1), (pad,) * 4, (dilation,) * 2, e,
+                                        packed[1]["nhwc_taps"], (stride,) * 2, (pad,) * 4, (dilation,) * 2, e,
                                         (packed[2]["nhwc_panels"], cl._gemm.epilogue_columns(e2, cout)),
                                         (n, ho, wo, cout), items)
         got = run(cl.to_channels_last(x), res=None if res is None else cl.to_channels_last(res))
     assert cl.is_channels_last(got) or got.shape[1] == 1 or got.shape[2] * got.shape[3] == 1
-    assert_close(got, _torch_block(x, w1, e1, wd, e, w2, e2, pad, dilation, res))
+    assert_close(got, _torch_block(x, w1, e1, wd, e, w2, e2, pad, dilation, res, stride))
 
 
 @pytest.mark.parametrize("n, c, ce, cout, hw", [(1, 64, 384, 64, 14), (1, 160, 960, 160, 7), (2, 24, 144, 24, 9)])

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import convlayers.onnx as co  # noqa: E402
 from convlayers.functional import _conv_channels_last as _cl_plans  # noqa: E402
 from convlayers.functional._conv_channels_last import is_channels_last  # noqa: E402
+from convlayers import _kernels  # noqa: E402
 from convlayers.onnx import _buffers  # noqa: E402
 
 from _onnx_nets import NETS, build, export  # noqa: E402
@@ -300,11 +301,14 @@ def _expand_reference(inits, x, stride):
     return torch.nn.functional.conv2d(d, t(inits["wp"]), t(inits["bp"])).numpy()
 
 
-@pytest.mark.parametrize("stride", [2, 1])
+@pytest.mark.parametrize("stride, strided_bytes", [(2, 0), (2, None), (1, None)])
 @pytest.mark.parametrize("h", [11, 12, 2, 1])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_expansion_depthwise_projection_run_as_one_node(h, batch, stride):
-    # stride 2: bands that expand their own rows; stride 1: the one-launch block (_kernels.inverted_residual)
+def test_expansion_depthwise_projection_run_as_one_node(h, batch, stride, strided_bytes, monkeypatch):
+    # stride 2 past the L2 bound (0 here): bands that expand their own rows; stride 1, and stride 2 within
+    # it: the one-launch block (_kernels.inverted_residual)
+    if strided_bytes is not None:
+        monkeypatch.setattr(_cl_plans, "_strided_block_bytes", lambda: strided_bytes)
     proto, inits = _expand_block(h=h, stride=stride)
     model = co.load(proto)
     (node,) = model.nodes
@@ -318,6 +322,15 @@ def test_expansion_depthwise_projection_run_as_one_node(h, batch, stride):
         np.testing.assert_allclose(got, apart, rtol=1e-6, atol=1e-6)
     if h > 1:
         assert any(k[0] == "pre0" and v is not None for k, v in node.attrs["_plans"].items())
+        kernels = set()
+
+        def spy(fn, args):
+            kernels.add((fn.parallel if hasattr(fn, "parallel") else fn).py_func.__name__.removesuffix("_serial"))
+            return fn(*args)
+
+        with _kernels.capturing(spy):  # a new model's first run: its graph, with every kernel call seen
+            co.load(proto)(x)
+        assert ("expand_depthwise_pointwise" if strided_bytes == 0 else "inverted_residual") in kernels
 
 
 def test_a_residual_read_from_the_graph_input_keeps_the_fused_block():

@@ -292,19 +292,21 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
     each with its epilogue.  Returns ``run(x, alloc=aligned_empty, res=None)``
     or None (the caller then runs the layers apart).  Two kernels:
 
-    * stride 2 (the downsampling blocks), ``_kernels.conv_nhwc.expand_depthwise_pointwise``:
+    * stride 2 (the downsampling blocks) past a core's L2, ``_kernels.conv_nhwc.expand_depthwise_pointwise``:
       bands of output rows that expand their own input rows into a buffer
       (neighbouring bands share one row in two); measured against the
       expansion apart and the depthwise→1×1 pair, mobilenet_v2's 16→96→24 at
       112×112 (see the README's ONNX section);
-    * stride 1, ``_kernels.inverted_residual``: the expansion whole into a
+    * stride 1 (and 2 below that), ``_kernels.inverted_residual``: the expansion whole into a
       scratch buffer, then the depthwise→projection rows, as the items of one
       launch (:func:`_inverted_residual`).  In mobilenet_v2 on the ONNX runner,
       against the expansion apart and the pair (same process, alternating,
       2 threads, 2-core Intel Xeon VM): batch 1 0.94 of the time, batch 8
-      0.86.  For stride 2 it lost (batch 8 1.30: the whole expanded tensor
-      at 112×112 leaves the cache), and it is not used when that buffer
-      would pass :data:`_BLOCK_SCRATCH_BYTES`.
+      0.86.  Stride 2 takes it while the expanded tensor fits a core's L2
+      (:func:`_strided_block_bytes`); past that the band kernel below (the
+      one launch lost at batch 8, 1.30: the expanded tensor at 112×112 left
+      the cache).  It is not used when that buffer would pass
+      :data:`_BLOCK_SCRATCH_BYTES`.
     """
     n, c, h, wd = shape
     ce, cout = w1.shape[0], w2.shape[0]
@@ -316,7 +318,7 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
     panels1 = _cached(packed1, "nhwc_panels", lambda: _gemm.pack_panels(w1.reshape(ce, c).T))
     w3 = _depthwise_taps(packed, w)
     panels2 = _cached(packed2, "nhwc_panels", lambda: _gemm.pack_panels(w2.reshape(cout, ce).T))
-    if stride[0] < 2:
+    if stride[0] < 2 or n * h * wd * ce * 4 <= _strided_block_bytes():
         if n * h * wd * ce * 4 > _BLOCK_SCRATCH_BYTES:
             return None
         return _inverted_residual(shape, (panels1, _gemm.epilogue_columns(epilogue1, ce)), w3, stride, pads,
@@ -344,6 +346,18 @@ def plan_expand_depthwise_pointwise(shape, w1, epilogue1, w, stride, pads, dilat
 # Largest expanded tensor the stride-1 block keeps in its scratch buffer (mobilenet_v2 batch 8 at 56x56 is
 # 14.5 MB, and won); past it the layers run apart.
 _BLOCK_SCRATCH_BYTES = 16 << 20
+
+
+def _strided_block_bytes():
+    """Largest expanded tensor a strided block runs in one launch: a core's L2.
+
+    mobilenet_v2 b1 on the ONNX runner (2 threads, 2-core Intel Xeon VM, 2 MiB
+    L2 a core; one process, alternating): the 56×56→28 block's 1.8 MB, 28→14
+    and 14→7 in one launch 0.95-0.97 of the time with the band kernel; with the
+    112×112 block's 4.8 MB too, 0.99 (b8: level, none of its tensors fit).
+    """
+    from .. import _machine
+    return _machine.cache_bytes("l2") or 2 << 20
 
 
 def _block_items(n, h, wd, ho, wo, threads):
