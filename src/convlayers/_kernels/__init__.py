@@ -303,6 +303,12 @@ def _captured(fn, args):
         _capture.hook = hook
 
 
+def unguarded():
+    """Whether a caller already inside :class:`busy` may call a :class:`KernelPair`'s parallel build itself:
+    the layer is thread-safe (no launch lock) and this is not a child forked after the tbb layer started."""
+    return not _serial_only and not _needs_serialising()
+
+
 class SerialKernel:
     """A kernel's serial build as :meth:`KernelPair.for_work` hands it out: the build, seen by a capture."""
 
