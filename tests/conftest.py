@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -26,3 +28,22 @@ def assert_close(actual, expected, dtype=None, rtol=None):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def run_in_threads(work, count):
+    """``work(i)`` on ``count`` threads at once; the first exception any of them raised, re-raised here."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except Exception as exc:  # noqa: BLE001  (re-raised below, in the test's thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

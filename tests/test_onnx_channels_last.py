@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from convlayers import _kernels  # noqa: E402
 from convlayers.onnx import _buffers  # noqa: E402
 
 from _onnx_nets import NETS, build, export  # noqa: E402
+from conftest import run_in_threads  # noqa: E402
 
 
 def _model(nodes, inits, in_shape, outputs=("y",)):
@@ -192,21 +191,12 @@ def test_threads_share_a_channels_last_model():
     model = co.load(proto)
     xs = [np.random.default_rng(10 + i).standard_normal((2, 8, 9, 9)).astype(np.float32) for i in range(4)]
     want = [_reference(inits, x) for x in xs]
-    errors = []
 
     def work(i):
-        try:
-            for _ in range(20):
-                np.testing.assert_allclose(model(xs[i]), want[i], rtol=1e-5, atol=1e-5)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        for _ in range(20):
+            np.testing.assert_allclose(model(xs[i]), want[i], rtol=1e-5, atol=1e-5)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(work, 4)
 
 
 def _dw_pw_block(stride=1, residual=False, c=16, cout=16, act=True):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -17,6 +15,7 @@ from convlayers._kernels import gemm  # noqa: E402
 from convlayers.onnx import _tape  # noqa: E402
 
 from _onnx_nets import NETS, build, export  # noqa: E402
+from conftest import run_in_threads  # noqa: E402
 
 
 def _graph_run(model, x):
@@ -113,21 +112,12 @@ def test_threads_replay_into_their_own_buffers(nets):
     for _ in range(2):
         model(xs[0])
     assert isinstance(_tape_of(model), _tape.Tape)
-    errors = []
 
     def work(i):
-        try:
-            for _ in range(15):
-                assert model(xs[i]).tobytes() == want[i].tobytes()
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        for _ in range(15):
+            assert model(xs[i]).tobytes() == want[i].tobytes()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(work, 4)
 
 
 # ---- what is not taped -----------------------------------------------------------------------------------
