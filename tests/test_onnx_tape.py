@@ -222,3 +222,17 @@ def test_a_graph_with_a_numpy_op_between_kernels_runs_its_graph():
         x = rng.standard_normal((1, 8, 10, 10)).astype(np.float32)
         assert model(x).tobytes() == _graph_run(model, x).tobytes()
     assert _tape_of(model) is False
+
+
+def test_a_graph_failing_on_the_random_inputs_runs_on_the_callers(monkeypatch, nets):
+    data, shape = nets["resnet18"]
+    model = co.load(data)
+    x = np.random.default_rng(11).standard_normal((2,) + shape[1:]).astype(np.float32)
+    model(x)
+
+    def fails(*a, **k):
+        raise ValueError("a shape only the random input has")
+
+    monkeypatch.setattr(_tape, "capture", fails)
+    assert model(x).tobytes() == _graph_run(model, x).tobytes()
+    assert _tape_of(model) is False
