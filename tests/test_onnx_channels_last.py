@@ -403,3 +403,18 @@ def test_a_dense_conv_reads_an_nchw_input_without_a_layout_copy(monkeypatch, k, 
     np.testing.assert_array_equal(first, second)
     want = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), None, stride, pad))
     np.testing.assert_allclose(first, want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, n, c, hw", [(np.float32, 1, 1280, 7), (np.float32, 2, 17, 40), (np.float64, 3, 5, 9),
+                                             (np.float32, 1, 3, 1)])
+def test_channels_last_global_average_pool_is_numpys_mean_bit_for_bit(dtype, n, c, hw):
+    # the kernel (_kernels.pool.mean_pixels) against NumPy's sum in the same accumulator (float64 past 1024 pixels
+    # for float32) and PyTorch's mean
+    from convlayers.onnx.ops.pool import global_average_pool
+    x = (np.random.default_rng(16).standard_normal((n, c, hw, hw)) * 100).astype(dtype)
+    got = global_average_pool(None, _cl_plans.to_channels_last(x))
+    acc = np.float64 if dtype == np.float32 and hw * hw > 1024 else dtype
+    rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(n, hw * hw, c)  # the NHWC memory's rows, as the op
+    want = (rows.sum(axis=1, dtype=acc) / (hw * hw)).astype(dtype).reshape(n, c, 1, 1)
+    assert got.dtype == dtype and got.tobytes() == want.tobytes()
+    np.testing.assert_allclose(got, torch.from_numpy(x).mean(dim=(2, 3), keepdim=True).numpy(), rtol=1e-5, atol=1e-4)

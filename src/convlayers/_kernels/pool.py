@@ -350,18 +350,18 @@ def avg_pool_backward(go, kd, kh, kw, sd, sh, sw, pd, ph, pw, count_include_pad,
 def mean_pixels(rows, acc, out):
     """``out[n, c]`` = the mean over ``p`` of ``rows[n, p, c]`` (a channels-last global average pool).
 
-    ``rows`` (N, P, C) C-contiguous; the sum runs over ``p`` in order in
-    ``acc``'s dtype (a (C,) buffer per sample is reused: float32, or float64
-    for long sums), then is divided by P and cast to ``out``'s dtype — NumPy's
-    ``rows.sum(axis=1, dtype=acc.dtype) / P``, bit for bit.  A kernel rather
-    than NumPy so that a captured model run (``onnx._tape``) holds it.
+    ``rows`` (N, P, C) C-contiguous, P ≥ 1; ``acc`` (empty) only names the
+    accumulator's dtype (float32, or float64 for long sums): the sum runs over
+    ``p`` in order in it, then is divided by P and cast to ``out``'s dtype —
+    NumPy's ``rows.sum(axis=1, dtype=acc.dtype) / P``, bit for bit.  A kernel
+    rather than NumPy so that a captured model run (``onnx._tape``) holds it.
     """
     n_n, p_n, c_n = rows.shape
     count = acc.dtype.type(p_n)
     for s in prange(n_n):
         a = np.empty(c_n, acc.dtype)
         for c in range(c_n):
-            a[c] = rows[s, 0, c] if p_n else 0
+            a[c] = rows[s, 0, c]
         for p in range(1, p_n):
             for c in range(c_n):
                 a[c] += rows[s, p, c]

@@ -195,6 +195,7 @@ class Tape:
         plain = {}
         for name in self._feed_names:
             v = feeds[name]
+            # the captured views are of a C-ordered, writeable array (a read-only one is another numba type)
             if not (v.flags.c_contiguous and v.flags.writeable and v.flags.aligned):
                 v = np.array(v, order="C")
             plain[name] = v
