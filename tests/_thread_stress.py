@@ -75,6 +75,7 @@ w32_3 = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
 x_cl = _cl.to_channels_last(x)                      # a channels-last batch (the layout copy's kernel)
 x32_cl = _cl.to_channels_last(x.astype(np.float32))
 w3_32, wdw_32 = w3.astype(np.float32), w_dw.astype(np.float32)
+x32_64 = rng.standard_normal((4, 8, 64, 64)).astype(np.float32)  # 4096 output pixels at stride 2
 x32_small = np.ascontiguousarray(x[:, :, :12, :12], dtype=np.float32)
 w_pw32 = rng.standard_normal((8, 8, 1, 1)).astype(np.float32)
 ep32 = (np.ones(8, np.float32), np.zeros(8, np.float32), np.float32(0), np.float32(6))
@@ -184,6 +185,8 @@ OPS = {
     "channels-last 1x1": lambda: F.conv2d(x32_cl, w_pw32),
     "NCHW 1x1 float32": lambda: F.conv2d(x.astype(np.float32), w_pw32),
     "channels-last 3x3": lambda: F.conv2d(x32_cl, w3_32, padding=1),
+    # NCHW float32 by the implicit product: the vector-tile padding copy and the tile transpose back
+    "NCHW 3x3/2 float32": lambda: F.conv2d(x32_64, w3_32, stride=2, padding=1),
     "channels-last 3x3 dilated": lambda: F.conv2d(x32_cl, w3_32, padding=2, dilation=(1, 2)),
     "channels-last max_pool2d": lambda: F.max_pool2d(x_cl, 3, 2, 1),
     "channels-last depthwise + 1x1": lambda: dw_pw(x32_cl),

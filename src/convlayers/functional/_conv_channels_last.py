@@ -30,7 +30,6 @@ from .. import _kernels as _kernels_pkg
 from .._kernels import conv_nhwc as _k
 from .._kernels import gemm as _gemm
 from .._kernels import inverted_residual as _ir_k
-from .._kernels import layout as _layout_k
 from .._kernels.aligned import aligned_empty
 from .._kernels.conv import im2col_nhwc
 from . import _layout, _threads, _winograd_nhwc
@@ -121,7 +120,7 @@ def _transpose(a, out):
     if a.size < _MIN_BLOCKED_COPY:  # NumPy's copy is as fast here
         out[...] = a.transpose(0, 2, 1)
         return
-    _layout_k.transpose_batched.for_work(a.size)(a, out)
+    _layout.transpose_last2(a, out)
 
 
 def forward(x, w, stride, pads, dilation, groups, epilogue=None, packed=None):
@@ -232,7 +231,7 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
     padded = any(pads) or hp != h or wp != wd
     macs = n * ho * wo * cout * kh * kw * cin
     kernel = _gemm.conv_epilogue.for_work(macs, _parallel_min_macs())
-    pad = _k.pad_into.for_work(n * hp * wp * cin)
+    pad_work = n * hp * wp * cin
 
     def run(x, alloc=aligned_empty, res=None):
         if not _residual_fits(res, (n, ho, wo, cout)):
@@ -240,7 +239,8 @@ def _implicit(shape, w, stride, pads, dilation, epilogue, packed, out_size):
         xh = x.transpose(0, 2, 3, 1)
         if padded:
             xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
-            pad(xh, pads[0], pads[2], xp)  # an NCHW x (functional.conv's route) is moved channels-last here
+            _layout.pad_channels_last(x, pads[0], pads[2], xp, pad_work)  # an NCHW x (functional.conv's route)
+            # is moved channels-last here
         else:
             xp = np.ascontiguousarray(xh)
         out = alloc((n, ho, wo, cout), np.float32)

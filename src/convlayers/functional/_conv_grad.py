@@ -28,9 +28,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._kernels import conv_nhwc as _nhwc_k
 from .._kernels import gemm as _gemm
-from . import _threads
+from . import _layout, _threads
 
 __all__ = ["weight_grad_route", "weight_grad"]
 
@@ -69,7 +68,7 @@ def weight_grad(x, go, w_shape, stride, pads, dilation):
     hp = max(h + pads[0], (ho - 1) * stride[0] + dilation[0] * (kh - 1) + 1)
     wp = max(wd + pads[2], (wo - 1) * stride[1] + dilation[1] * (kw - 1) + 1)
     xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
-    _nhwc_k.pad_into.for_work(xp.size)(x.transpose(0, 2, 3, 1), pads[0], pads[2], xp)
+    _layout.pad_channels_last(x, pads[0], pads[2], xp)
     gw = np.empty((cout, kh * kw * cin), np.float32)
     from ._conv_channels_last import _parallel_min_macs
     kernel = _gemm.conv_weight_grad.for_work(n * ho * wo * cout * kh * kw * cin, _parallel_min_macs())

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._kernels import conv_nhwc as _knhwc
 from .._kernels import gemm as _gemm
 from .._kernels import winograd_nhwc as _kw
 from .._kernels.aligned import aligned_empty
-from . import _threads
+from . import _layout, _threads
 from ._winograd import _grid, weight_transform
 
 # Bytes of a block's transformed tiles and products (V and M), about half the L2 so that the block and
@@ -100,12 +99,12 @@ def plan(shape, cout, pads, epilogue, panels, parallel_min_macs):
     workers = max(1, _threads.worker_count())
     block = min(block, max(_gemm.MR, -(-tiles // workers)))  # every worker gets tiles
     kernel = _kw.winograd_nhwc.for_work(tiles * 36 * cin * cout, parallel_min_macs)
-    pad = _knhwc.pad_into.for_work(n * hp * wp * cin)
+    pad_work = n * hp * wp * cin
     scratch_size = 36 * block * (cin + ldm) + 40 * max(cin, ldm)
 
     def run(x, alloc=aligned_empty, res=None):
         xp = _threads.scratch("padded", n * hp * wp * cin, np.float32).reshape(n, hp, wp, cin)
-        pad(x.transpose(0, 2, 3, 1), pads[0], pads[2], xp)
+        _layout.pad_channels_last(x, pads[0], pads[2], xp, pad_work)
         # one scratch row per numba worker; the kernel splits its blocks among them
         rows = max(1, min(workers, -(-tiles // block)))
         scratch = _threads.scratch("winograd_nhwc", rows * scratch_size, np.float32).reshape(rows, scratch_size)
