@@ -182,3 +182,65 @@ def test_record_is_lazy_and_leaves_numba_threading_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+def _thp(tmp_path, enabled, defrag):
+    for name, value in (("enabled", enabled), ("defrag", defrag)):
+        if value is not None:
+            (tmp_path / name).write_text(value + "\n")
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("enabled, defrag, stall", [
+    ("always [madvise] never", "always defer defer+madvise [madvise] never", True),
+    ("[always] madvise never", "[always] defer defer+madvise madvise never", True),
+    ("always madvise [never]", "always defer defer+madvise [madvise] never", False),  # THP off
+    ("always [madvise] never", "always defer [defer+madvise] madvise never", False),  # compaction deferred
+    ("always [madvise] never", "always defer defer+madvise madvise [never]", False),
+    ("garbage", "[madvise]", False),
+    (None, None, False),  # no sysfs (another OS, a container without it)
+])
+def test_huge_page_stall_from_sysfs(tmp_path, enabled, defrag, stall):
+    assert _machine.huge_page_faults_stall(_thp(tmp_path, enabled, defrag)) is stall
+
+
+def _numpy_flag():
+    from numpy._core import multiarray
+    flag = multiarray._set_madvise_hugepage(True)
+    multiarray._set_madvise_hugepage(flag)
+    return flag
+
+
+@pytest.mark.parametrize("stall", [True, False])
+def test_numpy_huge_pages_off_only_where_faults_stall(monkeypatch, stall):
+    from numpy._core import multiarray
+
+    from convlayers import _kernels
+    before = _numpy_flag()
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    monkeypatch.setattr(_machine, "huge_page_faults_stall", lambda: stall)
+    try:
+        multiarray._set_madvise_hugepage(True)
+        _kernels._numpy_huge_pages()
+        assert _numpy_flag() is (not stall)
+        # the user's NUMPY_MADVISE_HUGEPAGE wins, whatever the machine
+        multiarray._set_madvise_hugepage(True)
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+        _kernels._numpy_huge_pages()
+        assert _numpy_flag() is True
+    finally:
+        multiarray._set_madvise_hugepage(before)
+
+
+def test_numpy_huge_pages_in_a_fresh_process():
+    """What a user's process gets: the machine's choice, recorded with the machine, and the env var kept."""
+    code = ("import json, convlayers.functional; from convlayers import _machine; "
+            "print(json.dumps([_machine.huge_page_faults_stall(), _machine.record()['numpy_huge_pages']]))")
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    stall, flag = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                            text=True, check=True).stdout)
+    assert flag is (not stall)
+    env["NUMPY_MADVISE_HUGEPAGE"] = "1"
+    _, flag = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                        check=True).stdout)
+    assert flag is True

@@ -48,6 +48,31 @@ def _read(path):
         return None
 
 
+_THP_DIR = "/sys/kernel/mm/transparent_hugepage"
+
+
+def _selected(text):
+    """The bracketed choice of a sysfs setting such as ``'always [madvise] never'``; None if unreadable."""
+    if not text or "[" not in text:
+        return None
+    return text[text.index("[") + 1:text.index("]", text.index("["))]
+
+
+def huge_page_faults_stall(root=_THP_DIR):
+    """Whether a first touch of memory advised ``MADV_HUGEPAGE`` may compact memory in the faulting thread.
+
+    True when Linux's transparent huge pages are on for advised regions (``enabled`` is ``always`` or
+    ``madvise``) and ``defrag`` is ``always`` or ``madvise``: a fault in such a region then stalls until
+    the kernel has assembled a 2 MiB page.  False where that cannot happen or is unknown (no sysfs).
+
+    >>> huge_page_faults_stall("/nonexistent")
+    False
+    """
+    enabled = _selected(_read(os.path.join(root, "enabled")))
+    defrag = _selected(_read(os.path.join(root, "defrag")))
+    return enabled in ("always", "madvise") and defrag in ("always", "madvise")
+
+
 def _parse_size(text):
     """Bytes of a sysfs cache size such as ``'48K'``, ``'1024K'`` or ``'32M'``; None if unreadable."""
     if not text:
@@ -205,7 +230,19 @@ def record():
     out["numba_threading_layer"], out["numba_threads"] = _numba_threads()
     out["blas"] = _blas()
     out["openblas_coretype"] = os.environ.get("OPENBLAS_CORETYPE") or None
+    out["numpy_huge_pages"] = _numpy_huge_pages()
     return out
+
+
+def _numpy_huge_pages():
+    """Whether NumPy advises huge pages for its large arrays now (None if this NumPy cannot say)."""
+    try:
+        from numpy._core import multiarray
+        flag = multiarray._set_madvise_hugepage(True)
+        multiarray._set_madvise_hugepage(flag)
+        return bool(flag)
+    except (ImportError, AttributeError):
+        return None
 
 
 def _mib(n):
@@ -229,7 +266,8 @@ def summary(rec=None):
             f"{rec.get('cores') or '?'} cores; L1d {_mib(rec.get('l1d_bytes'))}, L2 {_mib(rec.get('l2_bytes'))}, "
             f"L3 {_mib(rec.get('l3_bytes'))}; numba {rec.get('numba_threading_layer') or '?'} x"
             f"{rec.get('numba_threads') or '?'}; BLAS {blas_text}"
-            + (f"; OPENBLAS_CORETYPE={forced} forces the BLAS kernel" if forced else ""))
+            + (f"; OPENBLAS_CORETYPE={forced} forces the BLAS kernel" if forced else "")
+            + ("; NumPy huge pages off" if rec.get("numpy_huge_pages") is False else ""))
 
 
 def cache_bytes(level):

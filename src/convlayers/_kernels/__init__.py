@@ -96,6 +96,35 @@ def _choose_layer():
 
 _choose_layer()
 
+
+def _numpy_huge_pages():
+    """Stop NumPy advising huge pages for its arrays where a fault in an advised page stalls.
+
+    NumPy marks every allocation of 4 MiB and up ``MADV_HUGEPAGE``; where Linux
+    then compacts memory in the faulting thread (``_machine.huge_page_faults_stall``),
+    the first writes into a fresh output wait for it.  The 8x64x56x56 3x3
+    convolution took 13 ms in three calls of four against 6.7 ms (2 threads,
+    2-core Intel Xeon VM, THP ``madvise``/``madvise``): one worker thread's
+    half of the fresh output took 8.5 ms to write instead of 2.  PyTorch's
+    allocator asks for no huge pages by default (``THP_MEM_ALLOC_ENABLE``
+    opts in).  So convlayers turns NumPy's advice off on such machines,
+    process-wide, unless ``NUMPY_MADVISE_HUGEPAGE`` says what the user wants
+    (NumPy reads it at import; ``1`` keeps the huge pages).
+    """
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    from .._machine import huge_page_faults_stall
+    if not huge_page_faults_stall():
+        return
+    try:
+        from numpy._core import multiarray
+        multiarray._set_madvise_hugepage(False)
+    except (ImportError, AttributeError):  # a NumPy without the switch: nothing to turn off
+        pass
+
+
+_numpy_huge_pages()
+
 # Below this many elements of work a kernel runs on the calling thread.
 PARALLEL_MIN_WORK = 1 << 17
 
